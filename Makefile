@@ -1,0 +1,53 @@
+# rhoflow developer entry points. `make demo` and `make test` are all a newcomer needs:
+# both depend on `env`, which is idempotent (seconds when everything is installed).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rhoflow-installed
+SYSTEM_TOOLS := psi4 xtb
+
+.PHONY: env system-tools demo test lint clean
+
+env: $(STAMP) system-tools
+
+# torch first and exactly pinned: any other spec pulls GBs of CUDA wheels.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# psi4 and xtb command-line programs come from Debian (psi4 1.3.2, xtb 6.5.1).
+system-tools:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	  echo "rhoflow needs these programs on PATH:$$missing"; \
+	  echo "  Debian/Ubuntu: sudo apt-get install$$missing"; \
+	  echo "  conda:         use envs/psi4.yaml and envs/xtb.yaml (snakemake --sdm conda)"; \
+	  exit 1; \
+	fi
+
+demo: env
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --profile profiles/local
+	@echo
+	@echo "rhoflow demo outputs:"
+	@echo "  results/shards/       molecule tables per shard, manifest.tsv, ledger.tsv"
+	@echo "  results/conformers/   conformers per shard (.parquet) and their ledgers"
+	@echo "  results/summary/      stages.md / stages.tsv: molecules kept and failures per reason"
+	@cat results/summary/stages.md
+
+test: env
+	$(BIN)/python -m pytest -q
+
+lint: env
+	$(BIN)/ruff check src tests benchmarks
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --lint
+
+clean:
+	rm -rf results logs .snakemake

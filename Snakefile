@@ -1,0 +1,39 @@
+# rhoflow: molecules in, electron-density datasets and trained models out.
+# This file only loads and validates the config, includes one rule file per stage and names
+# the final targets. All logic lives in the rhoflow library (src/rhoflow), called by each rule.
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from rhoflow.config import load_schema, validate  # noqa: E402
+
+
+configfile: "config.yaml"
+
+
+validate(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    shard=SHARD_PATTERN,
+
+
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/conformers.smk"
+include: "workflow/rules/summary.smk"
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True

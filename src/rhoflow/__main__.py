@@ -1,0 +1,3 @@
+from rhoflow.cli import main
+
+raise SystemExit(main())

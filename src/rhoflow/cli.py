@@ -1,0 +1,134 @@
+"""The ``rhoflow`` command line: every Snakemake rule calls one of these subcommands.
+
+Stage settings arrive as one JSON object (``--settings``), exactly the config section the rule
+passes through ``params:``, so the CLI and the workflow cannot disagree on defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("rhoflow")
+
+
+def _json_arg(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    from rhoflow.shards import build_shards
+
+    settings = args.settings
+    manifest = build_shards(
+        args.sources,
+        args.inputs,
+        settings["shard_size"],
+        settings["filter"],
+        args.outdir,
+        workers=args.threads,
+    )
+    kept = sum(s.n_molecules for s in manifest)
+    failed = sum(s.n_failed for s in manifest)
+    log.info(
+        "%d shards, %d molecules kept, %d in the ledger -> %s",
+        len(manifest),
+        kept,
+        failed,
+        args.outdir,
+    )
+    return 0
+
+
+def cmd_conformers(args: argparse.Namespace) -> int:
+    from rhoflow.conformers import generate_shard
+    from rhoflow.ledger import write_ledger
+    from rhoflow.molecule import read_molecules, write_molecules
+
+    molecules = read_molecules(args.shard)
+    done, failed = generate_shard(molecules, args.settings, workers=args.threads)
+    write_ledger(args.ledger, failed)
+    write_molecules(args.output, done)
+    log.info("%s: %d conformers, %d failures", args.shard, len(done), len(failed))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from rhoflow.summary import summarize, write_summary
+
+    rows = summarize(args.tables, args.ledgers)
+    write_summary(rows, args.tsv, args.md)
+    print(Path(args.md).read_text())
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    import yaml
+
+    from rhoflow.config import ConfigError, load_schema, validate
+
+    config = yaml.safe_load(Path(args.config).read_text()) or {}
+    try:
+        validate(config, load_schema(args.schema), workdir=args.workdir)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(json.dumps(config, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rhoflow", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("shards", help="split sources into molecule-table shards")
+    p.add_argument("--sources", type=_json_arg, required=True, help="config 'sources' as JSON")
+    p.add_argument("--settings", type=_json_arg, required=True, help="config 'shards' as JSON")
+    p.add_argument("--outdir", type=Path, required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("inputs", nargs="+", help="one local file per source, in config order")
+    p.set_defaults(func=cmd_shards)
+
+    p = sub.add_parser("conformers", help="conformers for one shard")
+    p.add_argument("--settings", type=_json_arg, required=True, help="config 'conformers' as JSON")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("shard", type=Path, help="input molecule table (.parquet)")
+    p.add_argument("output", type=Path, help="output molecule table (.parquet)")
+    p.add_argument("ledger", type=Path, help="output ledger (.tsv)")
+    p.set_defaults(func=cmd_conformers)
+
+    p = sub.add_parser("summary", help="molecules and failures per stage")
+    p.add_argument("--tables", nargs="*", default=[], type=Path)
+    p.add_argument("--ledgers", nargs="*", default=[], type=Path)
+    p.add_argument("--tsv", type=Path, required=True)
+    p.add_argument("--md", type=Path, required=True)
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("config", help="validate a config file and print it with defaults")
+    p.add_argument("config", type=Path)
+    p.add_argument(
+        "--schema",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml",
+    )
+    p.add_argument("--workdir", type=Path, default=Path("."))
+    p.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rhoflow`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    return args.func(args)

@@ -1,0 +1,139 @@
+"""The workflow end to end through snakemake: outputs, summary, and what reruns on change."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, run_snakemake
+
+from rhoflow.ledger import read_ledger
+from rhoflow.molecule import read_molecules
+
+pytestmark = pytest.mark.workflow
+
+SMILES = """\
+O water
+C=O formaldehyde
+CO methanol
+C1CC( broken
+[NH4+] ammonium
+"""
+
+
+def planned_rules(workdir: Path, config: dict) -> set[str]:
+    """Rules a dry run would execute after writing ``config``."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(workdir, "--cores", "1", "--dry-run")
+    table = proc.stdout.split("Job stats:")[-1]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    (workdir / "mols.smi").write_text(SMILES)
+    config = {
+        "sources": [{"name": "t", "format": "smiles", "path": "mols.smi", "filter": True}],
+        "shards": {"shard_size": 2, "threads": 1},
+        "conformers": {
+            "method": "etkdg",
+            "n_conformers": 4,
+            "k_lowest": 1,
+            "reoptimize": "none",
+            "threads": 1,
+        },
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(workdir, "--cores", "2")
+    return workdir, config
+
+
+def test_outputs_and_summary(workflow_run):
+    workdir, _ = workflow_run
+    results = workdir / "results"
+    tables = sorted((results / "conformers").glob("*.parquet"))
+    assert [t.stem for t in tables] == ["t-00000", "t-00001", "t-00002"]
+    ids = [m.id for t in tables for m in read_molecules(t)]
+    assert ids == ["t:water", "t:formaldehyde", "t:methanol"]
+    for t in tables:
+        for m in read_molecules(t):
+            assert m.coords_angstrom.shape == (m.n_atoms, 3)
+    reasons = {r.reason for r in read_ledger(results / "shards" / "ledger.tsv")}
+    assert reasons == {"invalid_smiles", "filtered_charge"}
+    summary = (results / "summary" / "stages.tsv").read_text()
+    assert "shards\tmolecules\tout\t3" in summary
+    assert "conformers\tmolecules\tout\t3" in summary
+    assert "shards\tfailure\tinvalid_smiles\t1" in summary
+    for rule_log in ["shards.log", "summary.log", "conformers/t-00000.log"]:
+        assert (workdir / "logs" / rule_log).exists()
+
+
+def test_nothing_to_do_after_a_complete_run(workflow_run):
+    workdir, config = workflow_run
+    assert planned_rules(workdir, config) == set()
+
+
+def test_changing_a_stage_setting_reruns_that_stage_and_downstream_only(workflow_run):
+    workdir, config = workflow_run
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["conformers"]["seed"] = 7
+    assert planned_rules(workdir, changed) == {"conformers", "summary", "all"}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_changing_shard_settings_reruns_shards_and_everything_after(workflow_run):
+    workdir, config = workflow_run
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["shards"]["filter"] = {"max_heavy_atoms": 1}
+    # jobs after a checkpoint are only known once it has run: the dry run shows the checkpoint
+    assert planned_rules(workdir, changed) == {"shards", "summary", "all"}
+    table = workdir / "results/conformers/t-00000.parquet"
+    before = table.stat().st_mtime_ns
+    run_snakemake(workdir, "--cores", "2")
+    assert table.stat().st_mtime_ns > before
+    ids = [m.id for m in read_molecules(table)]
+    assert ids == ["t:water"]  # formaldehyde (2 heavy atoms) is now filtered out
+    summary = (workdir / "results/summary/stages.tsv").read_text()
+    assert "shards\tfailure\tfiltered_heavy_atoms\t2" in summary
+
+
+def test_lint_is_clean():
+    proc = run_snakemake(REPO, "--lint", check=False)
+    assert proc.returncode == 0 and "Lints for" not in proc.stdout + proc.stderr, proc.stdout
+
+
+def test_source_path_may_be_an_http_url(tmp_path):
+    """A source URL is fetched by snakemake's http storage plugin (served here on loopback)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "mols.smi").write_text("O water\nC=O formaldehyde\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        workdir = tmp_path / "wd"
+        workdir.mkdir()
+        url = f"http://127.0.0.1:{server.server_address[1]}/mols.smi"
+        config = {
+            "sources": [{"name": "web", "format": "smiles", "path": url}],
+            "conformers": {
+                "method": "etkdg",
+                "n_conformers": 2,
+                "k_lowest": 1,
+                "reoptimize": "none",
+                "threads": 1,
+            },
+        }
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        run_snakemake(workdir, "--cores", "1", "--until", "shards")
+    finally:
+        server.shutdown()
+    molecules = read_molecules(workdir / "results/shards/web-00000.parquet")
+    assert [m.id for m in molecules] == ["web:water", "web:formaldehyde"]

@@ -1,0 +1,63 @@
+# Helpers shared by the stage files: shell set-up, stage settings as params, the shard list
+# read from the shards checkpoint, and the final targets.
+import json
+import shlex
+
+from rhoflow.config import is_url
+
+# Rules call `python -m rhoflow`; the library is found on PYTHONPATH in any environment
+# (the project venv, or a per-rule conda env from envs/).
+shell.prefix(
+    "set -euo pipefail; export PYTHONPATH="
+    + shlex.quote(str(Path(workflow.basedir) / "src"))
+    + '${{PYTHONPATH:+:$PYTHONPATH}}; '
+)
+
+RESULTS = "results"
+LOGS = "logs"
+SHARD_PATTERN = r"[A-Za-z][A-Za-z0-9_]*-\d{5}"
+
+
+def settings(section):
+    """A config section as canonical JSON: the params that make its stage rerun on change."""
+    return json.dumps(config[section], sort_keys=True, separators=(",", ":"))
+
+
+def source_settings():
+    """The sources without their paths (paths are inputs), as canonical JSON."""
+    entries = [{k: v for k, v in s.items() if k != "path"} for s in config["sources"]]
+    return json.dumps(entries, sort_keys=True, separators=(",", ":"))
+
+
+def source_inputs():
+    """One local path or storage object per source, in config order."""
+    return [storage.http(s["path"]) if is_url(s["path"]) else s["path"] for s in config["sources"]]
+
+
+def shard_names(wildcards=None):
+    """Shard names from the manifest written by the shards checkpoint."""
+    from rhoflow.shards import read_manifest
+
+    outdir = checkpoints.shards.get().output.outdir
+    return [s.shard for s in read_manifest(Path(outdir) / "manifest.tsv")]
+
+
+def shards_ledger(wildcards=None):
+    """The ledger of the shards checkpoint (known only once it has run)."""
+    return str(Path(checkpoints.shards.get().output.outdir) / "ledger.tsv")
+
+
+def shard_tables(wildcards=None):
+    return expand(f"{RESULTS}/shards/{{shard}}.parquet", shard=shard_names())
+
+
+def conformer_tables(wildcards=None):
+    return expand(f"{RESULTS}/conformers/{{shard}}.parquet", shard=shard_names())
+
+
+def conformer_ledgers(wildcards=None):
+    return expand(f"{RESULTS}/conformers/{{shard}}.ledger.tsv", shard=shard_names())
+
+
+def all_targets(wildcards=None):
+    return [f"{RESULTS}/summary/stages.tsv", f"{RESULTS}/summary/stages.md"]
