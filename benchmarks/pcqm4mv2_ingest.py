@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ def run_once(workdir: Path, csv: Path, shard_size: int, threads: int) -> float:
     config = {
         "sources": [{"name": "pcqm4mv2", "format": "pcqm4mv2_cxsmiles", "path": str(csv)}],
         "shards": {"shard_size": shard_size, "threads": threads},
-        "conformers": {"method": "source", "threads": 1},
+        "conformers": {"method": "source", "reoptimize": "none", "threads": 1},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake = Path(sys.executable).with_name("snakemake")
@@ -46,6 +47,7 @@ def run_once(workdir: Path, csv: Path, shard_size: int, threads: int) -> float:
             "--quiet",
         ],
         check=True,
+        env=dict(os.environ, PATH=f"{snakemake.parent}{os.pathsep}{os.environ['PATH']}"),
     )
     return time.perf_counter() - start
 

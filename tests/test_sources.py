@@ -398,8 +398,11 @@ def test_real_pcqm4mv2_cxsmiles_all_parse_with_coordinates() -> None:
     np.testing.assert_allclose(
         records[0].mol.GetConformer().GetPositions()[0], first_cx_triple(rows[0]["smiles"])
     )
-    # OGB's SMILES for idx 0 is O=C1[N]c2ccncc2[CH][C@@H]1c1ccc(cc1)C: a diradical
-    assert from_rdkit("p:0", records[0].mol).multiplicity == 3
+    # OGB's SMILES for idx 0 is O=C1[N]c2ccncc2[CH][C@@H]1c1ccc(cc1)C: a diradical, which
+    # PubChemQC computed as a closed-shell singlet (rhoflow's lowest-spin convention)
+    first = from_rdkit("p:0", records[0].mol)
+    assert first.smiles == "Cc1ccc([C@H]2[CH]c3cnccc3[N]C2=O)cc1"
+    assert first.multiplicity == 1
     assert 3.0 < records[0].labels["homo_lumo_gap_ev"] < 3.1
 
 

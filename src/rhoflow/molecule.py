@@ -14,7 +14,8 @@ atomic_numbers     list<int8>            every atom, hydrogens included, in ``mo
 coords_angstrom    list<float64> | null  flattened [n_atoms, 3] coordinates in Å; null when the
                                          source gave none and no conformer was made yet
 molblock           string                MDL V2000 block with explicit H (the bond graph, formal
-                                         charges, radicals; coordinates rounded to 1e-4 Å)
+                                         charges, radicals); its coordinates are those of the
+                                         source, not updated by later stages
 labels             string                JSON object of source labels; each key ends in its unit
                                          (``homo_lumo_gap_ev``, ``u0_hartree``, ``mu_debye``)
 provenance         string                JSON object: how the current coordinates were made
