@@ -20,8 +20,9 @@ the shard completes. Provenance keys: ``method``, ``reoptimize``, ``n_embedded``
 ``n_after_prune``, ``k``, ``seed``, ``forcefield`` (MMFF94, or UFF where MMFF94 has no types)
 and ``forcefield_energy_kcal_per_mol`` (etkdg, of the kept conformer); ``energy_hartree``,
 ``max_force_hartree_per_bohr``, ``optimizer_steps``, ``optimizer_evaluations``,
-``reoptimized_candidate`` (0 = lowest force-field energy), ``n_reoptimized``, ``n_reoptimize_failed`` (mindo3/xtb); ``wall_s`` (worker wall time; absent for ``source``
-without re-optimisation, which computes nothing and so stays byte-reproducible); library versions
+``reoptimized_candidate`` (0 = lowest force-field energy), ``n_reoptimized``,
+``n_reoptimize_failed`` (mindo3/xtb); ``wall_s`` (worker wall time; absent for ``source`` without
+re-optimisation, which computes nothing and so stays byte-reproducible); library versions
 (``*_version``). The ``molblock`` is left as it was (it carries the bond graph, not the geometry).
 """
 
