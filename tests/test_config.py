@@ -24,6 +24,8 @@ def test_embedded_default_is_valid_and_defaults_are_filled():
     assert config["shards"]["filter"]["max_heavy_atoms"] == 30
     assert "Ba" in config["shards"]["filter"]["allowed_elements"]
     assert config["sources"][0]["charge"] == 0
+    assert config["density"]["psi4"]["spacing_bohr"] == 0.4  # engine defaults filled in
+    assert config["density"]["xtb"]["method"] == "gfn2"
 
 
 @pytest.mark.parametrize(
@@ -36,6 +38,9 @@ def test_embedded_default_is_valid_and_defaults_are_filled():
         (lambda c: c["sources"][0].pop("name"), "sources[0].name"),
         (lambda c: c.update(shard={"shard_size": 3}), "shard"),
         (lambda c: c["sources"].append(dict(c["sources"][0])), "sources[1].name"),
+        (lambda c: c["density"]["psi4"].update(basiss="sto-3g"), "density.psi4"),
+        (lambda c: c["density"]["pyscf"].update(basis="sto-3g; rm -rf /"), "density.pyscf"),
+        (lambda c: c["density"].update(engines=["orca"]), "density.engines[0]"),
     ],
 )
 def test_bad_config_names_the_key(mutate, key):

@@ -60,10 +60,74 @@ def cmd_conformers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_density(args: argparse.Namespace) -> int:
+    from rhoflow.density.shard import build_density_shard
+
+    build_density_shard(
+        args.engine,
+        args.shard,
+        args.settings,
+        args.store,
+        args.ledger,
+        workers=args.workers,
+        threads=max(1, args.threads // args.workers),
+    )
+    return 0
+
+
+def cmd_store_info(args: argparse.Namespace) -> int:
+    from rhoflow.store import info
+
+    for path in args.stores:
+        summary = info(path)
+        if args.json:
+            print(json.dumps(summary, indent=2))
+            continue
+        print(f"{summary['path']}: {summary['molecules']} molecules, {summary['atoms']} atoms")
+        print("  engines:  " + ", ".join(f"{k} ({v})" for k, v in summary["engines"].items()))
+        print(f"  with ESP: {summary['with_esp']}")
+        failures = summary["failures"]
+        print("  failures: " + (", ".join(f"{k}: {v}" for k, v in failures.items()) or "none"))
+        print(f"  size:     {summary['total_bytes']} bytes in {summary['file_count']} files")
+    return 0
+
+
+def cmd_store_index(args: argparse.Namespace) -> int:
+    from rhoflow.store import write_index
+
+    write_index(args.stores, args.out)
+    return 0
+
+
+def cmd_cube_export(args: argparse.Namespace) -> int:
+    from rhoflow.molecule import check_id
+    from rhoflow.store import export_cube, open_dataset
+
+    source = open_dataset(args.store) if args.store.suffix == ".parquet" else args.store
+    export_cube(source, check_id(args.id), args.out, field=args.field)
+    return 0
+
+
+def cmd_cube_import(args: argparse.Namespace) -> int:
+    from rhoflow.ledger import write_ledger
+    from rhoflow.store import find_cube_pairs, import_cubes
+
+    pairs = []
+    for path in args.inputs:
+        pairs.extend(find_cube_pairs(path) if path.is_dir() else [(path, None)])
+    failed = import_cubes(pairs, args.out, skip_invalid=True)
+    if args.ledger:
+        write_ledger(args.ledger, failed)
+    log.info(
+        "%d cubes imported into %s, %d failed", len(pairs) - len(failed), args.out, len(failed)
+    )
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from rhoflow.summary import summarize, write_summary
 
-    rows = summarize(args.tables, args.ledgers)
+    rows = summarize(args.tables, args.ledgers, args.stores)
     write_summary(rows, args.tsv, args.md)
     print(Path(args.md).read_text())
     return 0
@@ -105,9 +169,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ledger", type=Path, help="output ledger (.tsv)")
     p.set_defaults(func=cmd_conformers)
 
+    p = sub.add_parser("density", help="densities of one shard with one engine, into a store")
+    p.add_argument("--engine", required=True, choices=["psi4", "pyscf", "xtb"])
+    p.add_argument(
+        "--settings", type=_json_arg, required=True, help="config 'density.<engine>' as JSON"
+    )
+    p.add_argument("--threads", type=int, default=1, help="threads of the whole job")
+    p.add_argument("--workers", type=int, default=1, help="molecules computed at once")
+    p.add_argument("shard", type=Path, help="input molecule table with coordinates (.parquet)")
+    p.add_argument("store", type=Path, help="output shard store (.zarr)")
+    p.add_argument("ledger", type=Path, help="output ledger (.tsv)")
+    p.set_defaults(func=cmd_density)
+
+    store = sub.add_parser("store", help="density stores").add_subparsers(
+        dest="store_command", required=True
+    )
+    p = store.add_parser("info", help="molecules, engines, failures per reason, size")
+    p.add_argument("stores", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_store_info)
+    p = store.add_parser("index", help="write the id -> (shard, position) index of shard stores")
+    p.add_argument("--out", type=Path, required=True, help="index file (.parquet)")
+    p.add_argument("stores", nargs="*", type=Path)
+    p.set_defaults(func=cmd_store_index)
+
+    cube = sub.add_parser("cube", help="Gaussian cube interop").add_subparsers(
+        dest="cube_command", required=True
+    )
+    p = cube.add_parser("export", help="one molecule's grid as a Gaussian cube")
+    p.add_argument("store", type=Path, help="a shard store (.zarr) or an index (.parquet)")
+    p.add_argument("id")
+    p.add_argument("out", type=Path)
+    p.add_argument("--field", choices=["density", "esp"], default="density")
+    p.set_defaults(func=cmd_cube_export)
+    p = cube.add_parser("import", help="external cubes (<id>_Dt.cube + <id>_ESP.cube) into a store")
+    p.add_argument("--out", type=Path, required=True, help="new shard store (.zarr)")
+    p.add_argument("--ledger", type=Path, help="write unreadable cubes here")
+    p.add_argument("inputs", nargs="+", type=Path, help="folders of cube pairs or density cubes")
+    p.set_defaults(func=cmd_cube_import)
+
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)
     p.add_argument("--ledgers", nargs="*", default=[], type=Path)
+    p.add_argument(
+        "--stores",
+        nargs="*",
+        default=[],
+        type=Path,
+        help="density shard stores (stage density_<engine folder>)",
+    )
     p.add_argument("--tsv", type=Path, required=True)
     p.add_argument("--md", type=Path, required=True)
     p.set_defaults(func=cmd_summary)

@@ -84,6 +84,22 @@ def validate(config: dict[str, Any], schema: dict[str, Any], workdir: str | Path
         path = source["path"]
         if not is_url(path) and not (Path(workdir) / path).exists():
             raise ConfigError(f"config key 'sources[{i}].path': input file not found: {path!r}")
+    _validate_engines(config.get("density", {}))
+
+
+def _validate_engines(density: dict[str, Any]) -> None:
+    """Fill and check each configured engine's section with the engine's own validator."""
+    if not density.get("engines"):
+        return
+    from rhoflow.density import validate_settings  # imported only when densities are asked
+
+    if density["workers"] > density["threads"]:
+        raise ConfigError("config key 'density.workers': more workers than density.threads")
+    for engine in density["engines"]:
+        try:
+            density[engine] = validate_settings(engine, density[engine])
+        except ValueError as exc:
+            raise ConfigError(f"config key 'density.{engine}': {exc}") from exc
 
 
 def is_url(path: str) -> bool:

@@ -20,10 +20,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     Works for files and directories (the caller creates what it needs at the temporary path).
-    An existing target is replaced. On error the temporary path is removed.
+    An existing target is replaced. On error the temporary path is removed. Temporary paths
+    left by an earlier writer of the same target that was killed are removed first (exactly
+    one job writes a given target).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
     try:
         yield tmp

@@ -1,7 +1,9 @@
 """Stage summary: molecules in and out of each stage and failures per reason.
 
 Reads the molecule tables each stage wrote (the stage is the table's parent folder name,
-``results/<stage>/<shard>.parquet``) and the ledgers (the stage is their ``stage`` column), and
+``results/<stage>/<shard>.parquet``), the density shard stores (stage ``density_<engine>``
+from ``results/density/<engine>/<shard>.zarr``) and the ledgers (the stage is their ``stage``
+column), and
 writes a TSV (``stage, kind, key, count``) and a Markdown rendering of the same numbers.
 """
 
@@ -19,13 +21,20 @@ from rhoflow.ledger import count_reasons, read_ledger
 
 
 def summarize(
-    tables: Sequence[str | Path], ledgers: Sequence[str | Path]
+    tables: Sequence[str | Path],
+    ledgers: Sequence[str | Path],
+    stores: Sequence[str | Path] = (),
 ) -> list[tuple[str, str, str, int]]:
     """Rows ``(stage, kind, key, count)``; kind is ``molecules`` (key ``out``/``failed``) or
     ``failure`` (key = reason)."""
     out: Counter[str] = Counter()
     for table in tables:
         out[Path(table).parent.name] += pq.read_metadata(table).num_rows
+    if stores:
+        from rhoflow.store import open_store
+
+        for store in stores:
+            out[f"density_{Path(store).parent.name}"] += len(open_store(store))
     reasons: Counter[tuple[str, str]] = Counter()
     for ledger in ledgers:
         reasons.update(count_reasons(read_ledger(ledger)))

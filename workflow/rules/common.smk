@@ -59,5 +59,34 @@ def conformer_ledgers(wildcards=None):
     return expand(f"{RESULTS}/conformers/{{shard}}.ledger.tsv", shard=shard_names())
 
 
+def engine_settings(engine):
+    """One engine's completed settings (validated on load) as canonical JSON."""
+    return json.dumps(config["density"][engine], sort_keys=True, separators=(",", ":"))
+
+
+def density_stores(wildcards):
+    """The shard stores of one engine (wildcard ``engine``)."""
+    return expand(
+        f"{RESULTS}/density/{wildcards.engine}/{{shard}}.zarr", shard=shard_names()
+    )
+
+
+def all_density_stores(wildcards=None):
+    return [
+        f"{RESULTS}/density/{engine}/{shard}.zarr"
+        for engine in config["density"]["engines"]
+        for shard in shard_names()
+    ]
+
+
+def all_density_ledgers(wildcards=None):
+    return [
+        f"{RESULTS}/density/{engine}/{shard}.ledger.tsv"
+        for engine in config["density"]["engines"]
+        for shard in shard_names()
+    ]
+
+
 def all_targets(wildcards=None):
-    return [f"{RESULTS}/summary/stages.tsv", f"{RESULTS}/summary/stages.md"]
+    indexes = [f"{RESULTS}/density/{e}/index.parquet" for e in config["density"]["engines"]]
+    return [f"{RESULTS}/summary/stages.tsv", f"{RESULTS}/summary/stages.md", *indexes]

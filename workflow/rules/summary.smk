@@ -4,6 +4,8 @@ rule summary:
         shard_ledger=shards_ledger,
         tables=conformer_tables,
         ledgers=conformer_ledgers,
+        stores=all_density_stores,
+        density_ledgers=all_density_ledgers,
     output:
         tsv=report(
             f"{RESULTS}/summary/stages.tsv",
@@ -21,5 +23,6 @@ rule summary:
         "../../envs/core.yaml"
     shell:
         "python -m rhoflow summary --tables {input.shard_tables:q} {input.tables:q}"
-        " --ledgers {input.shard_ledger:q} {input.ledgers:q}"
+        " --ledgers {input.shard_ledger:q} {input.ledgers:q} {input.density_ledgers:q}"
+        " --stores {input.stores:q}"
         " --tsv {output.tsv:q} --md {output.md:q} > {log:q} 2>&1"

@@ -1,0 +1,473 @@
+"""Physical checks of the density engines; prints markdown tables (and optionally JSON).
+
+    .venv/bin/python benchmarks/density_physics.py gap [--n 10] [--threads 2]
+    .venv/bin/python benchmarks/density_physics.py variants [--index 0] [--exact]
+    .venv/bin/python benchmarks/density_physics.py compare [--spacing 0.4] [--basis 6-31g*]
+    .venv/bin/python benchmarks/density_physics.py convergence [--spacings 0.4 0.2 0.1]
+    .venv/bin/python benchmarks/density_physics.py all
+
+``gap``          B3LYP/6-31G* HOMO–LUMO gap of the first N PCQM4Mv2 molecules at their given
+                 coordinates with psi4 and pyscf against the data set's label (eV); no grids.
+                 PubChemQC computed the lowest spin state (singlet/doublet), so by default the
+                 multiplicity is the lowest the electron count allows (``--multiplicity``).
+``variants``     which B3LYP flavour / basis convention reproduces one molecule's label: pyscf
+                 b3lyp (VWN_RPA) vs b3lyp5 (VWN5), cartesian vs spherical 6-31G*.
+``compare``      psi4 vs pyscf with the same functional definition, basis and grid on five small
+                 molecules: |Δρ| everywhere and beyond 0.3 bohr from every nucleus, ESP and
+                 energy differences; xtb wall time and captured fraction on the same molecules.
+``convergence``  captured fraction Σρ·dV / N at several spacings for one small molecule.
+
+Wall times are per molecule and include program start-up (psi4 ≈ 2 s). Use ≤ 2 threads on
+shared machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rhoflow.density import psi4_engine, pyscf_engine, xtb_engine
+from rhoflow.density.common import HARTREE_EV
+from rhoflow.density.result import DensityResult
+from rhoflow.molecule import Molecule, from_rdkit
+from rhoflow.sources import pcqm4mv2
+
+REPO = Path(__file__).resolve().parents[1]
+PCQM_CSV = REPO.parent / "shared/data/pcqm4mv2/pcqm4mv2_first1000.csv"
+LABEL = "homo_lumo_gap_ev"
+
+SMALL: dict[str, tuple[list[int], list[list[float]]]] = {
+    "h2o": ([8, 1, 1], [[0, 0, 0.1173], [0, 0.7572, -0.4692], [0, -0.7572, -0.4692]]),
+    "nh3": (
+        [7, 1, 1, 1],
+        [
+            [0, 0, 0.1170],
+            [0, 0.9377, -0.2730],
+            [0.8121, -0.4689, -0.2730],
+            [-0.8121, -0.4689, -0.2730],
+        ],
+    ),
+    "ch4": (
+        [6, 1, 1, 1, 1],
+        [
+            [0, 0, 0],
+            [0.629, 0.629, 0.629],
+            [-0.629, -0.629, 0.629],
+            [-0.629, 0.629, -0.629],
+            [0.629, -0.629, -0.629],
+        ],
+    ),
+    "h2co": ([6, 8, 1, 1], [[0, 0, -0.53], [0, 0, 0.67], [0, 0.94, -1.11], [0, -0.94, -1.11]]),
+    "hcn": ([1, 6, 7], [[0, 0, -1.064], [0, 0, 0], [0, 0, 1.156]]),
+}
+"""Five small closed-shell molecules (Å)."""
+
+
+# --- molecules ----------------------------------------------------------------------------
+
+
+def small_molecule(name: str) -> Molecule:
+    numbers, coords = SMALL[name]
+    return Molecule(f"small:{name}", "", 0, 1, np.array(numbers), "", np.array(coords, float))
+
+
+def pcqm_molecules(n: int, csv: Path = PCQM_CSV) -> list[Molecule]:
+    """The first ``n`` molecules of the graphium PCQM4Mv2 CSV through rhoflow's own parser."""
+    out = []
+    for entry in pcqm4mv2.read_cxsmiles(csv, {}):
+        if len(out) == n:
+            break
+        record = pcqm4mv2.parse_cxsmiles(entry, {})
+        if record.failure:
+            raise RuntimeError(f"row {entry.native_id}: {record.failure}")
+        out.append(from_rdkit(f"pcqm4mv2:{entry.native_id}", record.mol, record.labels))
+    return out
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """Markdown table; floats with 4–6 significant digits."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4e}" if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5) else f"{v:.4f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --- gap ----------------------------------------------------------------------------------
+
+
+def _alpha_gap(energies: list[np.ndarray], n_occupied: list[int]) -> float:
+    """α-LUMO − α-HOMO (Hartree)."""
+    return float(energies[0][n_occupied[0]] - energies[0][n_occupied[0] - 1])
+
+
+def gap_psi4(mol: Molecule, settings: dict[str, Any], threads: int) -> dict[str, float]:
+    start = time.perf_counter()
+    result, *_ = psi4_engine.compute(mol, settings, threads, cubes=False)
+    labels = psi4_engine.parse_labels(result, settings["method"])
+    eps = [np.asarray(result["eps_a"]), np.asarray(result["eps_b"])]
+    alpha = _alpha_gap(eps, [result["nalpha"], result["nbeta"]])
+    return {
+        "gap_ev": labels["gap_ev"],
+        "alpha_gap_ev": alpha * HARTREE_EV,
+        "energy": labels["total_energy_hartree"],
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def gap_pyscf(mol: Molecule, settings: dict[str, Any], threads: int) -> dict[str, float]:
+    from pyscf import lib
+
+    lib.num_threads(threads)
+    start = time.perf_counter()
+    mf = pyscf_engine.run_scf(mol, settings)
+    labels = pyscf_engine.scf_labels(mf)
+    energies, occ = np.asarray(mf.mo_energy), np.asarray(mf.mo_occ)
+    if energies.ndim == 1:
+        energies, occ = energies[None], occ[None] / 2
+    alpha = _alpha_gap(list(energies), [int(np.count_nonzero(o > 0)) for o in occ])
+    return {
+        "gap_ev": labels["gap_ev"],
+        "alpha_gap_ev": alpha * HARTREE_EV,
+        "energy": labels["total_energy_hartree"],
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def cmd_gap(args: argparse.Namespace) -> dict[str, Any]:
+    molecules = pcqm_molecules(args.n)
+    common = {"method": "b3lyp", "basis": "6-31g*", "multiplicity": args.multiplicity}
+    engines = {
+        "psi4": (gap_psi4, psi4_engine.validate({**common, "scf_type": "df"})),
+        "pyscf": (
+            gap_pyscf,
+            pyscf_engine.validate(
+                {**common, "density_fitting": not args.exact, "auxbasis": args.auxbasis}
+            ),
+        ),
+    }
+    rows, raw = [], []
+    for mol in molecules:
+        label = float(mol.labels[LABEL])
+        entry: dict[str, Any] = {"id": mol.id, "label_ev": label}
+        for name in args.engines:
+            fn, settings = engines[name]
+            entry[name] = fn(mol, settings, args.threads)
+            print(f"{mol.id} {name}: {entry[name]}", file=sys.stderr, flush=True)
+        raw.append(entry)
+        mult = 1 + (int(np.sum(mol.atomic_numbers)) - mol.charge) % 2
+        rows.append(
+            [mol.id, mult, label]
+            + [
+                v
+                for name in args.engines
+                for v in (
+                    entry[name]["gap_ev"],
+                    entry[name]["gap_ev"] - label,
+                    entry[name]["wall_s"],
+                )
+            ]
+        )
+    headers = ["molecule", "mult", "label eV"] + [
+        h for name in args.engines for h in (f"{name} eV", f"{name} Δ", f"{name} s")
+    ]
+    print(table(headers, rows))
+    for name in args.engines:
+        errors = np.array([e[name]["gap_ev"] - e["label_ev"] for e in raw])
+        alpha = np.array([e[name]["alpha_gap_ev"] - e["label_ev"] for e in raw])
+        wall = np.array([e[name]["wall_s"] for e in raw])
+        print(
+            f"\n{name}: MAE {np.abs(errors).mean():.4f} eV, max |Δ| {np.abs(errors).max():.4f}"
+            f" eV (α-only gap: MAE {np.abs(alpha).mean():.4f}); wall {wall.mean():.1f} s/mol"
+            f" (max {wall.max():.1f})"
+        )
+    if len(args.engines) == 2:
+        a, b = args.engines
+        cross = np.array([e[a]["gap_ev"] - e[b]["gap_ev"] for e in raw])
+        energy = np.array([e[a]["energy"] - e[b]["energy"] for e in raw])
+        print(
+            f"{a} − {b}: max |Δgap| {np.abs(cross).max():.2e} eV, "
+            f"max |ΔE| {np.abs(energy).max():.2e} Eh"
+        )
+    return {"gap": raw}
+
+
+def cmd_variants(args: argparse.Namespace) -> dict[str, Any]:
+    (mol,) = pcqm_molecules(args.index + 1)[args.index :]
+    label = float(mol.labels[LABEL])
+    rows, raw = [], []
+    for xc in ("b3lyp", "b3lyp5"):
+        for cartesian in (True, False):
+            settings = pyscf_engine.validate(
+                {
+                    "method": xc,
+                    "basis": "6-31g*",
+                    "cartesian": cartesian,
+                    "multiplicity": args.multiplicity,
+                    "density_fitting": not args.exact,
+                    "auxbasis": args.auxbasis,
+                }
+            )
+            out = gap_pyscf(mol, settings, args.threads)
+            raw.append({"xc": xc, "cartesian": cartesian, **out})
+            rows.append(
+                [
+                    xc,
+                    "cartesian" if cartesian else "spherical",
+                    out["gap_ev"],
+                    out["gap_ev"] - label,
+                    out["energy"],
+                    out["wall_s"],
+                ]
+            )
+            print(raw[-1], file=sys.stderr, flush=True)
+    print(
+        f"{mol.id} ({mol.smiles}), label {label:.4f} eV, "
+        f"{'exact integrals' if args.exact else 'density fitting ' + args.auxbasis}"
+    )
+    print(table(["xc", "6-31G*", "gap eV", "Δ label", "E Eh", "wall s"], rows))
+    return {"variants": raw, "label_ev": label, "id": mol.id}
+
+
+# --- compare ------------------------------------------------------------------------------
+
+
+def far_mask(result: DensityResult, cutoff_bohr: float) -> np.ndarray:
+    """Grid points farther than ``cutoff_bohr`` from every nucleus."""
+    axes = result.density.axes_bohr()
+    points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 1, 3)
+    distance = np.linalg.norm(points - result.coords_bohr[None], axis=-1).min(axis=1)
+    return (distance > cutoff_bohr).reshape(result.density.shape)
+
+
+def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
+    grid = {"spacing_bohr": args.spacing, "overage_bohr": args.overage}
+    common = {"method": "b3lyp", "basis": args.basis, **grid}
+    p4_settings = psi4_engine.validate({**common, "scf_type": "pk"})
+    ps_settings = pyscf_engine.validate(
+        {**common, "esp": "exact", "xc_grid_level": args.xc_grid_level}
+    )
+    xtb_settings = xtb_engine.validate(grid)
+    rows, xrows, raw = [], [], []
+    for name in SMALL:
+        mol = small_molecule(name)
+        p4, t4 = _timed(psi4_engine.run, mol, p4_settings, args.threads)
+        ps, tp = _timed(pyscf_engine.run, mol, ps_settings, args.threads)
+        xt, tx = _timed(xtb_engine.run, mol, xtb_settings, args.threads)
+        diff = np.abs(p4.density.values - ps.density.values)
+        far = far_mask(ps, 0.3)
+        esp_far = far_mask(ps, 1.0)
+        esp_diff = np.abs(p4.esp.values - ps.esp.values)[esp_far]
+        entry = {
+            "molecule": name,
+            "shape": list(ps.density.shape),
+            "max_drho": float(diff.max()),
+            "mean_drho": float(diff.mean()),
+            "max_drho_far": float(diff[far].max()),
+            "mean_drho_far": float(diff[far].mean()),
+            "max_desp_far": float(esp_diff.max()),
+            "mean_desp_far": float(esp_diff.mean()),
+            "dE": p4.labels["total_energy_hartree"] - ps.labels["total_energy_hartree"],
+            "psi4_s": t4,
+            "pyscf_s": tp,
+            "xtb_s": tx,
+            "captured_psi4": p4.checks["captured_fraction"],
+            "captured_pyscf": ps.checks["captured_fraction"],
+            "captured_xtb": xt.checks["captured_fraction"],
+        }
+        raw.append(entry)
+        print(entry, file=sys.stderr, flush=True)
+        rows.append(
+            [
+                name,
+                "×".join(map(str, entry["shape"])),
+                entry["max_drho"],
+                entry["mean_drho"],
+                entry["max_drho_far"],
+                entry["mean_drho_far"],
+                entry["max_desp_far"],
+                entry["dE"],
+                t4,
+                tp,
+            ]
+        )
+        xrows.append(
+            [name, entry["captured_psi4"], entry["captured_pyscf"], entry["captured_xtb"], tx]
+        )
+    print(
+        f"psi4 (scf_type pk; ESP density-fitted by psi4) vs pyscf (exact integrals, exact ESP,"
+        f" xc grid level {args.xc_grid_level}): B3LYP/{args.basis}, grid spacing "
+        f"{args.spacing} bohr, overage {args.overage} bohr"
+    )
+    print(
+        table(
+            [
+                "molecule",
+                "grid",
+                "max|Δρ|",
+                "mean|Δρ|",
+                "max|Δρ| >0.3",
+                "mean|Δρ| >0.3",
+                "max|ΔESP| >1.0",
+                "ΔE Eh",
+                "psi4 s",
+                "pyscf s",
+            ],
+            rows,
+        )
+    )
+    worst = max(e["max_drho_far"] for e in raw)
+    print(
+        f"\nmax |Δρ| beyond 0.3 bohr over all molecules: {worst:.3e} e/bohr³ "
+        f"({'PASS' if worst <= 1e-3 else 'FAIL'} ≤ 1e-3)\n"
+    )
+    print(
+        table(
+            ["molecule", "captured psi4", "captured pyscf", "captured xtb (valence)", "xtb s"],
+            xrows,
+        )
+    )
+    return {"compare": raw}
+
+
+# --- convergence --------------------------------------------------------------------------
+
+
+def cmd_convergence(args: argparse.Namespace) -> dict[str, Any]:
+    mol = small_molecule(args.molecule)
+    rows, raw = [], []
+    for spacing in args.spacings:
+        grid = {"spacing_bohr": spacing, "overage_bohr": args.overage}
+        ps, tp = _timed(
+            pyscf_engine.run,
+            mol,
+            pyscf_engine.validate({"method": "b3lyp", "basis": args.basis, "esp": "none", **grid}),
+            args.threads,
+        )
+        p4, t4 = _timed(
+            psi4_engine.run,
+            mol,
+            psi4_engine.validate({"method": "b3lyp", "basis": args.basis, "esp": False, **grid}),
+            args.threads,
+        )
+        xt, tx = _timed(xtb_engine.run, mol, xtb_engine.validate(grid), args.threads)
+        entry = {
+            "spacing_bohr": spacing,
+            "shape": list(ps.density.shape),
+            "pyscf": ps.checks["captured_fraction"],
+            "psi4": p4.checks["captured_fraction"],
+            "xtb": xt.checks["captured_fraction"],
+            "rho_max": ps.checks["rho_max"],
+            "pyscf_s": tp,
+            "psi4_s": t4,
+            "xtb_s": tx,
+        }
+        raw.append(entry)
+        print(entry, file=sys.stderr, flush=True)
+        rows.append(
+            [
+                spacing,
+                "×".join(map(str, entry["shape"])),
+                entry["pyscf"],
+                entry["psi4"],
+                entry["xtb"],
+                entry["rho_max"],
+                tp,
+                t4,
+                tx,
+            ]
+        )
+    print(f"{args.molecule}, B3LYP/{args.basis} (xtb: GFN2 valence), overage {args.overage} bohr")
+    print(
+        table(
+            [
+                "spacing",
+                "grid",
+                "captured pyscf",
+                "captured psi4",
+                "captured xtb",
+                "ρ max",
+                "pyscf s",
+                "psi4 s",
+                "xtb s",
+            ],
+            rows,
+        )
+    )
+    return {"convergence": raw}
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, help="also write the raw numbers here")
+    sub = p.add_subparsers(dest="command", required=True)
+    gap = sub.add_parser("gap")
+    gap.add_argument("--n", type=int, default=10)
+    gap.add_argument("--engines", nargs="+", default=["psi4", "pyscf"], choices=["psi4", "pyscf"])
+    variants = sub.add_parser("variants")
+    variants.add_argument("--index", type=int, default=0)
+    for s in (gap, variants):
+        s.add_argument("--multiplicity", default="lowest", choices=["lowest", "molecule"])
+        s.add_argument("--exact", action="store_true", help="pyscf without density fitting")
+        s.add_argument("--auxbasis", default="def2-universal-jkfit")
+    compare = sub.add_parser("compare")
+    compare.add_argument("--basis", default="6-31g*")
+    compare.add_argument("--spacing", type=float, default=0.4)
+    compare.add_argument("--overage", type=float, default=4.0)
+    compare.add_argument("--xc-grid-level", type=int, default=4)
+    conv = sub.add_parser("convergence")
+    conv.add_argument("--molecule", default="h2o", choices=sorted(SMALL))
+    conv.add_argument("--basis", default="6-31g*")
+    conv.add_argument("--spacings", type=float, nargs="+", default=[0.4, 0.2, 0.1])
+    conv.add_argument("--overage", type=float, default=4.0)
+    sub.add_parser("all")
+    return p
+
+
+COMMANDS = {
+    "gap": cmd_gap,
+    "variants": cmd_variants,
+    "compare": cmd_compare,
+    "convergence": cmd_convergence,
+}
+
+
+def main() -> None:
+    args = parser().parse_args()
+    if args.command == "all":
+        out: dict[str, Any] = {}
+        for name in ("compare", "convergence", "gap"):
+            sub = parser().parse_args(["--threads", str(args.threads), name])
+            print(f"\n## {name}\n")
+            out.update(COMMANDS[name](sub))
+    else:
+        out = COMMANDS[args.command](args)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Pieces every engine shares: settings merging, spin state, units, labels, provenance."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import signal
+import socket
+from typing import Any
+
+import numpy as np
+
+from rhoflow.density.grid import GRID_DEFAULTS, validate_grid_settings
+from rhoflow.molecule import Molecule
+from rhoflow.parallel import StageFailure
+
+HARTREE_EV = 27.211386245988
+"""eV per Hartree (CODATA 2018)."""
+
+DEBYE_PER_AU = 2.541746473
+"""Debye per e·bohr (CODATA 2018)."""
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    **GRID_DEFAULTS,
+    "multiplicity": "molecule",
+    "timeout_s": 3600.0,
+}
+"""Settings every engine takes.
+
+====================  =========  ===========  ==================================================
+key                   type       default      meaning
+====================  =========  ===========  ==================================================
+grid                  str        cubeprop     ``cubeprop`` (spacing + overage) or ``box`` (n³)
+spacing_bohr          float      0.4          cubeprop: grid step (bohr)
+overage_bohr          float      4.0          cubeprop: margin beyond the outermost atoms (bohr)
+box_points            int        128          box: points per axis
+box_edge_bohr         float|null null         box: edge (bohr); null → extent + 2·margin
+box_margin_bohr       float      4.0          box: margin when the edge is derived (bohr)
+multiplicity          str        molecule     ``molecule``: Molecule.multiplicity; ``lowest``:
+                                              1 for even, 2 for odd electron counts (PubChemQC)
+timeout_s             float      3600         wall-time limit of the engine per molecule (s)
+====================  =========  ===========  ==================================================
+"""
+
+MULTIPLICITY_MODES = ("molecule", "lowest")
+
+ELEMENTS = (
+    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
+    "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe"
+).split()
+"""Element symbols by atomic number (H–Xe); index 0 is a placeholder."""
+
+BASIS_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9*+(),_-]{0,39}$")
+"""Basis set names: ``sto-3g``, ``6-31G**``, ``6-311+G(2d,p)``, ``def2-SVP``, ``cc-pVDZ``."""
+
+
+def merge_settings(
+    defaults: dict[str, Any], settings: dict[str, Any], engine: str
+) -> dict[str, Any]:
+    """``defaults`` updated with ``settings``; unknown keys raise ``ValueError``."""
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown {engine} settings {unknown} (known: {sorted(defaults)})")
+    merged = {**defaults, **settings}
+    validate_grid_settings(merged)
+    if merged["multiplicity"] not in MULTIPLICITY_MODES:
+        raise ValueError(f"multiplicity must be one of {MULTIPLICITY_MODES}")
+    timeout = merged["timeout_s"]
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ValueError(f"timeout_s must be a number > 0, got {timeout!r}")
+    return merged
+
+
+def check_basis(basis: Any) -> str:
+    """Return ``basis`` if it is a plausible basis set name, else raise ``ValueError``."""
+    if not isinstance(basis, str) or not BASIS_PATTERN.match(basis):
+        raise ValueError(f"basis must match {BASIS_PATTERN.pattern}, got {basis!r}")
+    return basis
+
+
+def check_choice(settings: dict[str, Any], key: str, choices: tuple[Any, ...]) -> None:
+    """Raise ``ValueError`` unless ``settings[key]`` is one of ``choices``."""
+    if settings[key] not in choices:
+        raise ValueError(f"{key} must be one of {choices}, got {settings[key]!r}")
+
+
+def check_number(settings: dict[str, Any], key: str, minimum: float, integer: bool = False) -> None:
+    """Raise ``ValueError`` unless ``settings[key]`` is a number (an int) > ``minimum``."""
+    value = settings[key]
+    kinds = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= minimum:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{key} must be {kind} > {minimum:g}, got {value!r}")
+
+
+def total_electrons(molecule: Molecule) -> int:
+    """Σ Z − charge."""
+    return int(np.sum(molecule.atomic_numbers)) - int(molecule.charge)
+
+
+def spin_multiplicity(molecule: Molecule, mode: str) -> int:
+    """2S+1 to compute with: the molecule's, or the lowest one its electron count allows."""
+    n = total_electrons(molecule)
+    mult = int(molecule.multiplicity) if mode == "molecule" else 1 + n % 2
+    if mult < 1 or (n - (mult - 1)) % 2 or mult - 1 > n:
+        raise StageFailure("engine_error", f"multiplicity {mult} impossible with {n} electrons")
+    return mult
+
+
+def coords_angstrom(molecule: Molecule) -> np.ndarray:
+    """The molecule's coordinates [n, 3] in Å (``missing_coordinates`` failure if absent)."""
+    if molecule.coords_angstrom is None:
+        raise StageFailure("missing_coordinates", "molecule has no coordinates")
+    return np.asarray(molecule.coords_angstrom, dtype=np.float64).reshape(-1, 3)
+
+
+def frontier_labels(homo: float | None, lumo: float | None) -> dict[str, float | None]:
+    """HOMO, LUMO (Hartree) and the gap in Hartree and eV (None where undefined)."""
+    gap = None if homo is None or lumo is None else float(lumo - homo)
+    return {
+        "homo_hartree": None if homo is None else float(homo),
+        "lumo_hartree": None if lumo is None else float(lumo),
+        "gap_hartree": gap,
+        "gap_ev": None if gap is None else gap * HARTREE_EV,
+    }
+
+
+def frontier_from_spins(
+    energies: list[np.ndarray], n_occupied: list[int]
+) -> tuple[float | None, float | None]:
+    """HOMO = highest occupied, LUMO = lowest virtual orbital energy over the spin channels.
+
+    ``energies[s]`` are the orbital energies of spin channel s in ascending order and
+    ``n_occupied[s]`` how many of them are occupied.
+    """
+    occupied = [e[n - 1] for e, n in zip(energies, n_occupied, strict=True) if n > 0]
+    virtual = [e[n] for e, n in zip(energies, n_occupied, strict=True) if n < len(e)]
+    homo = float(max(occupied)) if occupied else None
+    lumo = float(min(virtual)) if virtual else None
+    return homo, lumo
+
+
+def dipole_labels(dipole_debye: np.ndarray) -> dict[str, float]:
+    """Dipole components and magnitude (Debye) about the coordinate origin."""
+    d = np.asarray(dipole_debye, dtype=np.float64).reshape(3)
+    return {
+        "dipole_x_debye": float(d[0]),
+        "dipole_y_debye": float(d[1]),
+        "dipole_z_debye": float(d[2]),
+        "dipole_debye": float(np.linalg.norm(d)),
+    }
+
+
+def provenance(engine: str, version: str, **fields: Any) -> dict[str, Any]:
+    """Provenance dict: engine, version, host and the given fields."""
+    return {"engine": engine, "engine_version": version, "host": socket.gethostname(), **fields}
+
+
+LOCAL_CORRELATION_NOTES: dict[str, str] = {
+    "HYB_GGA_XC_B3LYP": "0.08 Slater + 0.72 B88 + 0.20 HF exchange, 0.19 VWN_RPA "
+    "(libxc LDA_C_VWN_RPA, printed 'VWN5_RPA'; Gaussian's B3LYP VWN) + 0.81 LYP correlation",
+    "HYB_GGA_XC_B3LYP5": "0.08 Slater + 0.72 B88 + 0.20 HF exchange, 0.19 VWN5 "
+    "(libxc LDA_C_VWN) + 0.81 LYP correlation",
+}
+"""What the B3LYP flavours contain: codes differ in the VWN local correlation they mix in."""
+
+
+def annotate_functional(components: list[str]) -> str:
+    """Notes for libxc components whose definition differs between codes (VWN flavour)."""
+    notes = []
+    for name in components:
+        key = name.upper().removeprefix("XC_")
+        if key in LOCAL_CORRELATION_NOTES:
+            notes.append(f"{key} = {LOCAL_CORRELATION_NOTES[key]}")
+    return "; ".join(notes)
+
+
+def element_symbols(molecule: Molecule) -> list[str]:
+    """Element symbols of the atoms (``engine_error`` failure outside H–Xe)."""
+    numbers = [int(z) for z in molecule.atomic_numbers]
+    if any(not 1 <= z < len(ELEMENTS) for z in numbers):
+        raise StageFailure("engine_error", f"element outside H–Xe in {numbers}")
+    return [ELEMENTS[z] for z in numbers]
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for engine programs: SIGKILL them when the Python worker dies (as when
+    the isolation layer kills it on timeout), so no orphan keeps computing."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass

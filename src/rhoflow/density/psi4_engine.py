@@ -1,0 +1,424 @@
+"""psi4 engine: a generated psithon input run as ``psi4 -n THREADS input.dat`` in a scratch dir.
+
+The input (see :func:`build_input`) sets ``symmetry c1``, ``no_reorient`` and ``no_com`` so the
+molecule keeps its input frame, runs ``energy(method)`` with reference rks/uks (rhf/uhf for
+``method: hf``) chosen from the multiplicity, then ``cubeprop`` with tasks ``density`` and
+``esp`` on the grid of :mod:`rhoflow.density.grid`. Instead of regexes over ``output.dat`` the
+input dumps psi4's variables, orbital energies, tr(DS), the superfunctional's components and
+the cube grid's bohr constant to ``rhoflow.json``, which is read back. Scratch (``PSI_SCRATCH``
+and the cubes) lives in a per-molecule temporary directory removed after parsing.
+
+psi4 1.3.2 specifics this relies on (checked): ``psi4.ConvergenceError`` is raised when the SCF
+does not converge; ``SCF DIPOLE X/Y/Z`` are in Debye; ``SCF ITERATIONS`` exists; ``b3lyp`` is
+libxc ``HYB_GGA_XC_B3LYP`` (VWN_RPA); 6-31G* / 6-31G** are cartesian in psi4's basis files;
+the ESP electronic part is density-fitted with ``DF_BASIS_SCF`` (cc-pVDZ-JKFIT for 6-31G*);
+cube values are written with six significant digits (``%12.5E``).
+
+Nothing user-given enters the input unchecked: the method and basis must match strict patterns
+and every number is formatted here.
+
+Settings (besides the shared ones of :data:`rhoflow.density.common.COMMON_DEFAULTS`):
+
+====================  =========  ========  ========================================================
+key                   type       default   meaning
+====================  =========  ========  ========================================================
+method                str        b3lyp     ``hf`` or a psi4 functional name (lower case)
+basis                 str        6-31g**   psi4 basis name
+reference             str        auto      auto | restricted | unrestricted (→ rks/uks, rhf/uhf)
+cartesian             bool|null  null      null: the basis file's choice (6-31G* cartesian)
+scf_type              str        df        df | pk | direct | out_of_core | mem_df | disk_df | cd
+e_convergence         float      1e-8      SCF energy convergence (Hartree)
+d_convergence         float      1e-8      SCF density convergence
+maxiter               int        100       SCF iterations before ``scf_not_converged``
+dft_radial_points     int        75        DFT radial grid points
+dft_spherical_points  int        302       DFT Lebedev points (a Lebedev order)
+memory_mb             int        2000      psi4 memory (MB)
+esp                   bool       true      also the ESP cube
+====================  =========  ========  ========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rhoflow.density.checks import check_electron_count, density_checks
+from rhoflow.density.common import (
+    COMMON_DEFAULTS,
+    annotate_functional,
+    check_basis,
+    check_choice,
+    check_number,
+    coords_angstrom,
+    die_with_parent,
+    dipole_labels,
+    element_symbols,
+    frontier_from_spins,
+    frontier_labels,
+    merge_settings,
+    provenance,
+    spin_multiplicity,
+    total_electrons,
+)
+from rhoflow.density.grid import GridSpec, grid_for
+from rhoflow.density.result import DensityResult, Grid
+from rhoflow.molecule import Molecule
+from rhoflow.parallel import StageFailure
+
+NAME = "psi4"
+
+DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
+    "method": "b3lyp",
+    "basis": "6-31g**",
+    "reference": "auto",
+    "cartesian": None,
+    "scf_type": "df",
+    "e_convergence": 1e-8,
+    "d_convergence": 1e-8,
+    "maxiter": 100,
+    "dft_radial_points": 75,
+    "dft_spherical_points": 302,
+    "memory_mb": 2000,
+    "esp": True,
+}
+"""psi4 settings (plus the shared grid/spin/timeout keys of ``COMMON_DEFAULTS``)."""
+
+PSI4_BOHR_ANGSTROM = 0.52917721067
+"""psi4 1.3.2's bohr (CODATA 2014); checked against the running psi4 after every run."""
+
+METHOD_PATTERN = re.compile(r"^[a-z][a-z0-9_+-]{0,31}$")
+SCF_TYPES = ("df", "pk", "direct", "out_of_core", "mem_df", "disk_df", "cd")
+DF_SCF_TYPES = ("df", "mem_df", "disk_df")
+"""SCF types after which the wavefunction carries DF_BASIS_SCF (cubeprop's ESP needs it)."""
+REFERENCES = ("auto", "restricted", "unrestricted")
+LEBEDEV_ORDERS = (6, 14, 26, 38, 50, 74, 86, 110, 146, 170, 194, 230, 266, 302, 350, 434, 590,
+                  770, 974, 1202, 1454, 1730, 2030, 2354, 2702, 3074, 3470, 3890, 4334, 4802,
+                  5294, 5810)
+JSON_NAME = "rhoflow.json"
+NOT_CONVERGED = re.compile(r"Could not converge SCF|ConvergenceError: ", re.IGNORECASE)
+"""psi4 convergence failures raised where the input cannot catch them (C++ PsiException)."""
+BOX_NUDGE = 1e-9
+"""Relative shrink of the overage passed for box grids so psi4's ceil lands on n − 1 steps."""
+
+
+def validate(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings merged with :data:`DEFAULTS`; ``ValueError`` names a bad key."""
+    s = merge_settings(DEFAULTS, settings, NAME)
+    if not isinstance(s["method"], str) or not METHOD_PATTERN.match(s["method"].lower()):
+        raise ValueError(f"method must match {METHOD_PATTERN.pattern}, got {s['method']!r}")
+    s["method"] = s["method"].lower()
+    check_basis(s["basis"])
+    check_choice(s, "reference", REFERENCES)
+    check_choice(s, "cartesian", (None, True, False))
+    check_choice(s, "scf_type", SCF_TYPES)
+    check_choice(s, "esp", (True, False))
+    check_choice(s, "dft_spherical_points", LEBEDEV_ORDERS)
+    for key in ("e_convergence", "d_convergence"):
+        check_number(s, key, 0.0)
+    for key in ("maxiter", "dft_radial_points", "memory_mb"):
+        check_number(s, key, 0, integer=True)
+    return s
+
+
+def _is_hf(method: str) -> bool:
+    return method in ("hf", "scf")
+
+
+def psi4_reference(method: str, reference: str, multiplicity: int) -> str:
+    """rhf/uhf (HF) or rks/uks (DFT): restricted for singlets unless told otherwise."""
+    restricted = reference == "restricted" or (reference == "auto" and multiplicity == 1)
+    if restricted and multiplicity != 1:
+        raise ValueError("reference 'restricted' needs a singlet; use auto or unrestricted")
+    return ("r" if restricted else "u") + ("hf" if _is_hf(method) else "ks")
+
+
+def psi4_grid_options(spec: GridSpec, coords_bohr: np.ndarray) -> tuple[list[float], list[float]]:
+    """(spacing, overage) per axis that make psi4's cubeprop build exactly ``spec``.
+
+    psi4 takes ``N = ceil((span + 2·overage) / spacing)`` steps; asking for an overage a hair
+    smaller than ``(spacing·(n − 1) − span) / 2`` gives ``N = n − 1`` and the same centred
+    origin. Works for both grid kinds (the cubeprop kind gives back its own overage).
+    """
+    span = np.ptp(np.asarray(coords_bohr).reshape(-1, 3), axis=0)
+    spacing = [float(d) for d in spec.spacing_bohr]
+    overage = [
+        (d * (n - 1) - s) / 2.0 - BOX_NUDGE * d
+        for d, n, s in zip(spacing, spec.shape, span, strict=True)
+    ]
+    return spacing, overage
+
+
+def _geometry_lines(molecule: Molecule, multiplicity: int) -> list[str]:
+    lines = [f"{int(molecule.charge):d} {multiplicity:d}"]
+    for symbol, (x, y, z) in zip(element_symbols(molecule), coords_angstrom(molecule), strict=True):
+        lines.append(f"{symbol:<2s} {x:20.12f} {y:20.12f} {z:20.12f}")
+    return lines + ["units angstrom", "symmetry c1", "no_reorient", "no_com"]
+
+
+def _options(settings: dict[str, Any], reference: str) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "basis": settings["basis"],
+        "reference": reference,
+        "scf_type": settings["scf_type"],
+        "e_convergence": float(settings["e_convergence"]),
+        "d_convergence": float(settings["d_convergence"]),
+        "maxiter": int(settings["maxiter"]),
+        "fail_on_maxiter": True,
+        "dft_radial_points": int(settings["dft_radial_points"]),
+        "dft_spherical_points": int(settings["dft_spherical_points"]),
+    }
+    if settings["cartesian"] is not None:
+        options["puream"] = not settings["cartesian"]
+    return options
+
+
+_BODY = '''
+result = {"converged": False, "version": psi4.__version__,
+          "bohr_angstrom": float(psi4.constants.bohr2angstroms)}
+try:
+    energy, wfn = psi4.energy(METHOD, return_wfn=True)
+    result["converged"] = True
+except psi4.ConvergenceError as exc:
+    wfn = None
+    result["iterations"] = getattr(exc, "iteration", None)
+    result["message"] = str(exc).strip()
+if wfn is not None:
+    result["variables"] = {k: float(v) for k, v in psi4.core.variables().items()}
+    result["eps_a"] = [float(x) for x in wfn.epsilon_a().to_array()]
+    result["eps_b"] = [float(x) for x in wfn.epsilon_b().to_array()]
+    result["nalpha"], result["nbeta"] = int(wfn.nalpha()), int(wfn.nbeta())
+    total = wfn.Da().clone()
+    total.add(wfn.Db())
+    result["n_electrons_dm"] = float(total.vector_dot(wfn.S()))
+    result["puream"] = bool(wfn.basisset().has_puream())
+    result["nbf"] = int(wfn.basisset().nbf())
+    sf = wfn.functional()
+    result["functional"] = {
+        "name": sf.name(), "x_alpha": float(sf.x_alpha()), "x_omega": float(sf.x_omega()),
+        "x": [[f.name(), float(f.alpha())] for f in sf.x_functionals()],
+        "c": [[f.name(), float(f.alpha())] for f in sf.c_functionals()],
+    }
+    if "esp" in CUBE_TASKS and BUILD_ESP_AUX:  # non-DF SCF: cubeprop's ESP needs the fit basis
+        aux = psi4.core.BasisSet.build(wfn.molecule(), "DF_BASIS_SCF",
+                                       psi4.core.get_global_option("DF_BASIS_SCF"), "JKFIT",
+                                       psi4.core.get_global_option("BASIS"))
+        wfn.set_basisset("DF_BASIS_SCF", aux)
+    if CUBE_TASKS:
+        psi4.set_options({"cubeprop_tasks": CUBE_TASKS, "cubeprop_filepath": ".",
+                          "cubic_grid_spacing": SPACING, "cubic_grid_overage": OVERAGE})
+        psi4.cubeprop(wfn)
+with open(JSON_NAME, "w") as fh:
+    json.dump(result, fh)
+'''
+
+
+def build_input(
+    molecule: Molecule,
+    settings: dict[str, Any],
+    multiplicity: int,
+    grid: tuple[list[float], list[float]] | None,
+) -> str:
+    """psithon input text; ``grid = (spacing, overage)`` per axis (bohr) or None for no cubes."""
+    reference = psi4_reference(settings["method"], settings["reference"], multiplicity)
+    tasks = (["density", "esp"] if settings["esp"] else ["density"]) if grid else []
+    spacing, overage = grid if grid else ([], [])
+    header = [
+        "# generated by rhoflow.density.psi4_engine",
+        "import json",
+        f"psi4.set_memory({int(settings['memory_mb']) * 1_000_000:d})",
+        "molecule mol {",
+        *_geometry_lines(molecule, multiplicity),
+        "}",
+        f"psi4.set_options({_literal(_options(settings, reference))})",
+        f"METHOD = {_literal(settings['method'])}",
+        f"CUBE_TASKS = {_literal(tasks)}",
+        f"SPACING = {_literal(spacing)}",
+        f"OVERAGE = {_literal(overage)}",
+        f"JSON_NAME = {_literal(JSON_NAME)}",
+        f"BUILD_ESP_AUX = {_literal(settings['scf_type'] not in DF_SCF_TYPES)}",
+    ]
+    return "\n".join(header) + "\n" + _BODY
+
+
+def _literal(value: Any) -> str:
+    """Python literal of validated settings values (str, bool, int, float, lists, dicts)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return f"{value:d}"
+    if isinstance(value, float):
+        return repr(float(value))
+    if isinstance(value, str):
+        if not re.fullmatch(r"[A-Za-z0-9*+(),._-]*", value):
+            raise ValueError(f"refusing to put {value!r} into a psi4 input")
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot put {type(value).__name__} into a psi4 input")
+
+
+def run_psi4(workdir: Path, text: str, threads: int, timeout_s: float) -> dict[str, Any]:
+    """Run ``psi4 -n threads input.dat`` in ``workdir``; return the parsed ``rhoflow.json``."""
+    exe = shutil.which("psi4")
+    if exe is None:
+        raise StageFailure("engine_error", "psi4 executable not found on PATH")
+    (workdir / "input.dat").write_text(text)
+    env = dict(os.environ, PSI_SCRATCH=str(workdir), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    try:
+        proc = subprocess.run(
+            [exe, "-n", str(threads), "input.dat", "-o", "output.dat"],
+            cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout_s,
+            preexec_fn=die_with_parent,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StageFailure("timeout", f"psi4 exceeded {timeout_s:g} s") from exc
+    result_path = workdir / JSON_NAME
+    result = json.loads(result_path.read_text()) if result_path.exists() else None
+    if result is not None and not result["converged"]:  # psi4 may still abort on exit
+        raise StageFailure("scf_not_converged", f"psi4: {result.get('message', '')} "
+                           f"(iterations {result.get('iterations')})")
+    if proc.returncode != 0 or result is None:
+        tail = _error_tail(workdir, proc)
+        reason = "scf_not_converged" if NOT_CONVERGED.search(tail) else "engine_error"
+        raise StageFailure(reason, f"psi4 exit {proc.returncode}: {tail}")
+    return result
+
+
+def _error_tail(workdir: Path, proc: subprocess.CompletedProcess) -> str:
+    """The most telling lines of a failed run: psi4's error text or the last output lines."""
+    text = (proc.stderr or "") + (proc.stdout or "")
+    output = workdir / "output.dat"
+    if output.exists():
+        text += output.read_text(errors="replace")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.search(r"error|exception|fatal", ln, re.IGNORECASE)]
+    return " | ".join((errors or lines)[-4:])[:400]
+
+
+def parse_labels(result: dict[str, Any], method: str) -> dict[str, float | None]:
+    """Energies (Hartree), frontier orbitals (Hartree, eV) and dipole (Debye) from the JSON."""
+    v = result["variables"]
+    labels: dict[str, float | None] = {
+        "final_energy_hartree": v.get("CURRENT ENERGY"),
+        "total_energy_hartree": v.get("SCF TOTAL ENERGY"),
+        "nuclear_repulsion_energy_hartree": v.get("NUCLEAR REPULSION ENERGY"),
+        "one_electron_energy_hartree": v.get("ONE-ELECTRON ENERGY"),
+        "two_electron_energy_hartree": v.get("TWO-ELECTRON ENERGY"),
+        "xc_energy_hartree": 0.0 if _is_hf(method) else v.get("DFT XC ENERGY"),
+    }
+    energies = [np.asarray(result["eps_a"]), np.asarray(result["eps_b"])]
+    labels.update(frontier_labels(*frontier_from_spins(energies,
+                                                      [result["nalpha"], result["nbeta"]])))
+    if all(f"SCF DIPOLE {c}" in v for c in "XYZ"):  # psi4 ≤ 1.3: Debye
+        labels.update(dipole_labels(np.array([v[f"SCF DIPOLE {c}"] for c in "XYZ"])))
+    return labels
+
+
+def functional_definition(result: dict[str, Any], version: str) -> str:
+    """The superfunctional psi4 ran, component by component."""
+    f = result["functional"]
+    if not f["x"] and not f["c"] and f["x_alpha"] == 1.0:
+        return f"Hartree-Fock (psi4 {version})"
+    parts = [f"{w:g}*{name}" for name, w in f["x"] + f["c"]]
+    text = f"{f['name']} = " + " + ".join(parts)
+    if f["x_alpha"] and not any("HYB_" in name for name, _ in f["x"] + f["c"]):
+        text += f" + {f['x_alpha']:g}*HF exchange"
+    if f["x_omega"]:
+        text += f" (range separation omega {f['x_omega']:g})"
+    notes = annotate_functional([name for name, _ in f["x"] + f["c"]])
+    return text + (f" [{notes}]" if notes else "") + f" (psi4 {version})"
+
+
+def _read_grid(path: Path, spec: GridSpec) -> Grid:
+    """A psi4 cube, checked to lie on ``spec`` (origin to the cube's 1e-6 bohr precision)."""
+    from rhoflow.cube import read_cube  # rhoflow.cube imports this package: import late
+    _, _, grid = read_cube(path)
+    if grid.shape != spec.shape or np.abs(grid.origin_bohr - spec.origin_bohr).max() > 2e-6:
+        raise StageFailure("engine_error", f"psi4 grid {grid.shape} at {grid.origin_bohr} "
+                           f"differs from the requested {spec.shape} at {spec.origin_bohr}")
+    return spec.to_grid(grid.values)
+
+
+def _check_bohr(result: dict[str, Any]) -> None:
+    if abs(result["bohr_angstrom"] - PSI4_BOHR_ANGSTROM) > 1e-12:
+        raise StageFailure("engine_error", f"psi4 bohr {result['bohr_angstrom']} differs from "
+                           f"{PSI4_BOHR_ANGSTROM} the grid was built with")
+
+
+def compute(
+    molecule: Molecule,
+    settings: dict[str, Any],
+    threads: int = 1,
+    cubes: bool = True,
+    scratch_root: str | Path | None = None,
+) -> tuple[dict[str, Any], GridSpec | None, Grid | None, Grid | None]:
+    """Run psi4 once: (parsed JSON, grid spec, density, ESP); grids are None without cubes."""
+    mult = spin_multiplicity(molecule, settings["multiplicity"])
+    coords_bohr = coords_angstrom(molecule) / PSI4_BOHR_ANGSTROM
+    spec = grid_for(coords_bohr, settings) if cubes else None
+    grid_options = psi4_grid_options(spec, coords_bohr) if spec else None
+    text = build_input(molecule, settings, mult, grid_options)
+    workdir = Path(tempfile.mkdtemp(prefix="psi4-", dir=scratch_root))
+    try:
+        result = run_psi4(workdir, text, threads, float(settings["timeout_s"]))
+        _check_bohr(result)
+        result["multiplicity"] = mult
+        density = _read_grid(workdir / "Dt.cube", spec) if spec else None
+        esp = _read_grid(workdir / "ESP.cube", spec) if spec and settings["esp"] else None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result, spec, density, esp
+
+
+def run(
+    molecule: Molecule, settings: dict[str, Any], threads: int = 1,
+    scratch_root: str | Path | None = None,
+) -> DensityResult:
+    """Density (and ESP) of one molecule with validated ``settings``."""
+    start = time.perf_counter()
+    result, spec, density, esp = compute(molecule, settings, threads, True, scratch_root)
+    assert spec is not None and density is not None
+    n_expected = total_electrons(molecule)
+    check_electron_count(result["n_electrons_dm"], n_expected)
+    v = result["variables"]
+    prov = provenance(
+        NAME,
+        result["version"],
+        method=settings["method"],
+        reference=psi4_reference(settings["method"], settings["reference"],
+                                 result["multiplicity"]).upper(),
+        basis=settings["basis"],
+        cartesian=not result["puream"],
+        functional_definition=functional_definition(result, result["version"]),
+        scf_type=settings["scf_type"],
+        multiplicity=result["multiplicity"],
+        grid={"kind": settings["grid"], **spec.describe()},
+        esp="psi4 cubeprop, density-fitted (DF_BASIS_SCF)" if settings["esp"] else "none",
+        scf_converged=True,
+        scf_iterations=int(v.get("SCF ITERATIONS", -1)),
+        threads=threads,
+        wall_s=time.perf_counter() - start,
+    )
+    return DensityResult(
+        id=molecule.id,
+        atomic_numbers=np.asarray(molecule.atomic_numbers, dtype=np.int64),
+        coords_bohr=coords_angstrom(molecule) / PSI4_BOHR_ANGSTROM,
+        density=density,
+        esp=esp,
+        labels=parse_labels(result, settings["method"]),
+        checks=density_checks(density, n_expected, result["n_electrons_dm"]),
+        provenance=prov,
+    )

@@ -1,0 +1,395 @@
+"""PySCF engine: HF or Kohn–Sham SCF, then density and ESP on a regular grid, in-process.
+
+Method: ``method: hf`` → RHF/UHF; any other value is a PySCF ``xc`` string (``b3lyp``,
+``pbe0``, ``".2*HF + .08*LDA + .72*B88, .81*LYP + .19*VWN"``) → RKS/UKS. Restricted for
+singlets and unrestricted otherwise (``reference: auto``), as psi4's rks/uks choice.
+PySCF 2.x ``b3lyp`` is libxc ``HYB_GGA_XC_B3LYP`` (VWN_RPA local correlation) — the same
+definition as psi4 1.3.2's ``b3lyp``; ``b3lyp5`` uses VWN5.
+
+Basis functions are cartesian or spherical as psi4 does by default (``cartesian: null``):
+cartesian for the 3-21G/6-31G families (Pople's 6d convention, also Gaussian's and GAMESS's),
+spherical otherwise.
+
+Density: ρ(r) = Σ_ij D_ij φ_i(r) φ_j(r) with D the total (α+β) density matrix, evaluated with
+``pyscf.dft.numint`` in blocks of points with basis-function screening (e/bohr³).
+
+ESP (Hartree/e), ``esp``:
+``exact``  V(r) = Σ_A Z_A/|r − R_A| − Σ_ij D_ij (i|1/|r'−r||j), the electronic integrals
+           from ``int1e_grids`` per block of points; cost ∝ points × nbf².
+``df``     the same with D fitted to an auxiliary basis (Coulomb metric, ``auxbasis`` or
+           def2-universal-jkfit) and V_el(r) = −Σ_P d_P (P|1/|r'−r|), cost ∝ points × naux;
+           psi4's cubeprop ESP is made this way.
+``none``   no ESP.
+
+Settings (besides the shared ones of :data:`rhoflow.density.common.COMMON_DEFAULTS`):
+
+================  ==========  ==========  ========================================================
+key               type        default     meaning
+================  ==========  ==========  ========================================================
+method            str         hf          ``hf`` or a PySCF xc string
+basis             str         sto-3g      orbital basis (PySCF name)
+reference         str         auto        auto | restricted | unrestricted
+cartesian         bool|null   null        null: cartesian for 3-21G/6-31G families, else spherical
+density_fitting   bool        false       density-fitted J/K in the SCF
+auxbasis          str|null    null        fitting basis for the SCF (null: PySCF's choice) and
+                                          for ``esp: df`` (null: def2-universal-jkfit)
+xc_grid_level     int         3           PySCF DFT integration grid level (0–9)
+conv_tol_hartree  float       1e-9        SCF energy convergence (Hartree)
+max_cycle         int         100         SCF iterations before ``scf_not_converged``
+esp               str         df          exact | df | none
+================  ==========  ==========  ========================================================
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import numpy as np
+
+from rhoflow.density.checks import check_electron_count, density_checks
+from rhoflow.density.common import (
+    COMMON_DEFAULTS,
+    annotate_functional,
+    check_basis,
+    check_choice,
+    check_number,
+    coords_angstrom,
+    dipole_labels,
+    frontier_from_spins,
+    frontier_labels,
+    merge_settings,
+    provenance,
+    spin_multiplicity,
+    total_electrons,
+)
+from rhoflow.density.grid import GridSpec, grid_for
+from rhoflow.density.result import DensityResult
+from rhoflow.molecule import Molecule
+from rhoflow.parallel import StageFailure
+
+NAME = "pyscf"
+
+DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
+    "method": "hf",
+    "basis": "sto-3g",
+    "reference": "auto",
+    "cartesian": None,
+    "density_fitting": False,
+    "auxbasis": None,
+    "xc_grid_level": 3,
+    "conv_tol_hartree": 1e-9,
+    "max_cycle": 100,
+    "esp": "df",
+}
+"""PySCF settings (plus the shared grid/spin/timeout keys of ``COMMON_DEFAULTS``)."""
+
+REFERENCES = ("auto", "restricted", "unrestricted")
+ESP_MODES = ("exact", "df", "none")
+DEFAULT_ESP_AUXBASIS = "def2-universal-jkfit"
+FIT_CONDITION = 1e-10
+BLOCK_BYTES = 64 * 1024**2
+"""Memory budget of one block of basis-function values or ESP integrals (bytes)."""
+
+_POPLE_CARTESIAN = re.compile(r"^(3-21|6-31)(\+{0,2})g", re.IGNORECASE)
+
+
+def validate(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings merged with :data:`DEFAULTS`; ``ValueError`` names a bad key."""
+    s = merge_settings(DEFAULTS, settings, NAME)
+    check_basis(s["basis"])
+    if s["auxbasis"] is not None:
+        check_basis(s["auxbasis"])
+    check_choice(s, "reference", REFERENCES)
+    check_choice(s, "esp", ESP_MODES)
+    check_choice(s, "cartesian", (None, True, False))
+    check_choice(s, "density_fitting", (True, False))
+    check_number(s, "xc_grid_level", -1, integer=True)
+    check_number(s, "conv_tol_hartree", 0.0)
+    check_number(s, "max_cycle", 0, integer=True)
+    if not isinstance(s["method"], str) or not s["method"].strip():
+        raise ValueError(f"method must be 'hf' or a PySCF xc string, got {s['method']!r}")
+    if not _is_hf(s["method"]):
+        from pyscf.dft import libxc
+
+        try:
+            libxc.parse_xc(s["method"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"method {s['method']!r} is not a PySCF xc functional: {exc}") from exc
+    return s
+
+
+def _is_hf(method: str) -> bool:
+    return method.strip().lower() in ("hf", "scf")
+
+
+def use_cartesian(basis: str, cartesian: bool | None) -> bool:
+    """Cartesian d/f functions? ``None`` → yes for 3-21G/6-31G families, as psi4/Gaussian."""
+    if cartesian is not None:
+        return bool(cartesian)
+    return bool(_POPLE_CARTESIAN.match(basis.strip()))
+
+
+def build_mole(molecule: Molecule, settings: dict[str, Any]):  # -> pyscf.gto.Mole
+    """PySCF molecule (coordinates from Å with PySCF's bohr constant)."""
+    from pyscf import gto
+
+    mult = spin_multiplicity(molecule, settings["multiplicity"])
+    atoms = [(int(z), tuple(float(c) for c in xyz))
+             for z, xyz in zip(molecule.atomic_numbers, coords_angstrom(molecule), strict=True)]
+    return gto.M(
+        atom=atoms,
+        unit="Angstrom",
+        basis=settings["basis"],
+        cart=use_cartesian(settings["basis"], settings["cartesian"]),
+        charge=int(molecule.charge),
+        spin=mult - 1,
+        verbose=0,
+    )
+
+
+def _scf_object(mol, settings: dict[str, Any]):  # -> pyscf SCF object
+    from pyscf import dft, scf
+
+    restricted = settings["reference"] == "restricted" or (
+        settings["reference"] == "auto" and mol.spin == 0
+    )
+    if restricted and mol.spin != 0:
+        raise ValueError("reference 'restricted' needs a singlet; use auto or unrestricted")
+    if _is_hf(settings["method"]):
+        mf = scf.RHF(mol) if restricted else scf.UHF(mol)
+    else:
+        mf = dft.RKS(mol) if restricted else dft.UKS(mol)
+        mf.xc = settings["method"]
+        mf.grids.level = settings["xc_grid_level"]
+    mf.conv_tol = settings["conv_tol_hartree"]
+    mf.max_cycle = settings["max_cycle"]
+    if settings["density_fitting"]:
+        mf = mf.density_fit(auxbasis=settings["auxbasis"])
+    return mf
+
+
+def run_scf(molecule: Molecule, settings: dict[str, Any]):  # -> converged SCF object
+    """Converged SCF for validated ``settings``; ``scf_not_converged`` failure otherwise."""
+    mol = build_mole(molecule, settings)
+    mf = _scf_object(mol, settings)
+    mf.kernel()
+    if not mf.converged:
+        raise StageFailure(
+            "scf_not_converged",
+            f"{type(mf).__name__} not converged after {mf.cycles} cycles "
+            f"(E = {mf.e_tot:.8f} Eh, conv_tol {settings['conv_tol_hartree']:g})",
+        )
+    return mf
+
+
+def total_dm(mf) -> np.ndarray:
+    """Total (α + β) AO density matrix."""
+    dm = np.asarray(mf.make_rdm1())
+    return dm[0] + dm[1] if dm.ndim == 3 else dm
+
+
+def _xc_energy(mf, dm) -> float:
+    """Semi-local XC energy only (no exact-exchange part), as psi4's "DFT XC ENERGY"."""
+    if not hasattr(mf, "xc"):
+        return 0.0
+    ni, mol = mf._numint, mf.mol
+    if np.asarray(dm).ndim == 3:
+        return float(ni.nr_uks(mol, mf.grids, mf.xc, dm)[1])
+    return float(ni.nr_rks(mol, mf.grids, mf.xc, dm)[1])
+
+
+def scf_labels(mf) -> dict[str, float | None]:
+    """Energies (Hartree), frontier orbitals and dipole (Debye) of a converged SCF.
+
+    two-electron energy = E_total − E_nuc − E_one-electron − E_xc(semi-local), i.e. Coulomb
+    plus exact exchange, as psi4 splits it.
+    """
+    mol, dm_spin = mf.mol, mf.make_rdm1()
+    dm = total_dm(mf)
+    e_nuc = float(mol.energy_nuc())
+    e_one = float(np.einsum("ij,ji->", mf.get_hcore(), dm))
+    e_xc = _xc_energy(mf, dm_spin)
+    e_tot = float(mf.e_tot)
+    labels: dict[str, float | None] = {
+        "final_energy_hartree": e_tot,
+        "total_energy_hartree": e_tot,
+        "nuclear_repulsion_energy_hartree": e_nuc,
+        "one_electron_energy_hartree": e_one,
+        "two_electron_energy_hartree": e_tot - e_nuc - e_one - e_xc,
+        "xc_energy_hartree": e_xc,
+    }
+    labels.update(frontier_labels(*_frontier(mf)))
+    labels.update(dipole_labels(mf.dip_moment(unit="Debye", verbose=0)))
+    return labels
+
+
+def _frontier(mf) -> tuple[float | None, float | None]:
+    energies, occ = np.asarray(mf.mo_energy), np.asarray(mf.mo_occ)
+    if energies.ndim == 1:
+        return frontier_from_spins([energies], [int(np.count_nonzero(occ > 0))])
+    return frontier_from_spins(list(energies), [int(np.count_nonzero(o > 0)) for o in occ])
+
+
+def block_size(per_point: int) -> int:
+    """Points per block so that ``per_point`` floats per point stay within the budget."""
+    return int(max(64, min(100_000, BLOCK_BYTES // (8 * max(1, per_point)))))
+
+
+def density_on_grid(mol, dm: np.ndarray, spec: GridSpec) -> np.ndarray:
+    """ρ (e/bohr³) at every point of ``spec``, flat in cube order."""
+    from pyscf.dft import numint
+
+    out = np.empty(spec.n_points)
+    for start, stop, coords in spec.blocks(block_size(mol.nao)):
+        mask = numint.make_mask(mol, coords)
+        ao = numint.eval_ao(mol, coords, deriv=0, non0tab=mask)
+        out[start:stop] = numint.eval_rho(mol, ao, dm, non0tab=mask, xctype="LDA")
+    return out
+
+
+def nuclear_potential(mol, coords: np.ndarray) -> np.ndarray:
+    """Σ_A Z_A / |r − R_A| (Hartree/e) at ``coords`` [n, 3] (bohr); 0 on a nucleus."""
+    charges, centres = mol.atom_charges(), mol.atom_coords()
+    out = np.zeros(len(coords))
+    for z, centre in zip(charges, centres, strict=True):
+        r = np.linalg.norm(coords - centre, axis=1)
+        out += np.divide(z, r, out=np.zeros_like(r), where=r > 1e-15)
+    return out
+
+
+def esp_exact(mol, dm: np.ndarray, spec: GridSpec) -> np.ndarray:
+    """Exact ESP (Hartree/e) on ``spec`` from ``int1e_grids`` integrals, flat in cube order."""
+    out = np.empty(spec.n_points)
+    size = block_size(mol.nao * mol.nao)
+    for start, stop, coords in spec.blocks(size):
+        ints = mol.intor("int1e_grids", grids=coords)  # [n, nao, nao]
+        electronic = np.einsum("pij,ij->p", ints, dm)
+        out[start:stop] = nuclear_potential(mol, coords) - electronic
+    return out
+
+
+def fit_density(mol, dm: np.ndarray, auxbasis: str):  # -> (auxmol, coefficients)
+    """Coulomb-metric fit of ρ to ``auxbasis``: d = (P|Q)⁻¹ Σ_ij (Q|ij) D_ij.
+
+    The inverse drops metric eigenvalues below :data:`FIT_CONDITION` × the largest (psi4's
+    ``DF_FITTING_CONDITION`` default), which large auxiliary sets need.
+    """
+    import scipy.linalg
+    from pyscf import df, lib
+
+    auxmol = df.addons.make_auxmol(mol, auxbasis)
+    packed = lib.pack_tril(dm + dm.T - np.diag(np.diag(dm)))  # i >= j, off-diagonal doubled
+    projected = np.empty(auxmol.nao)
+    offsets = auxmol.ao_loc_nr()
+    step = max(1, BLOCK_BYTES // (8 * len(packed) * max(1, auxmol.nao // auxmol.nbas)))
+    for first in range(0, auxmol.nbas, step):
+        last = min(first + step, auxmol.nbas)
+        shls = (0, mol.nbas, 0, mol.nbas, first, last)
+        ints = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s2ij", shls_slice=shls)
+        projected[offsets[first] : offsets[last]] = packed @ ints
+    values, vectors = scipy.linalg.eigh(auxmol.intor("int2c2e"))
+    keep = values > FIT_CONDITION * values.max()  # drop near-dependent combinations, as psi4
+    coefficients = vectors[:, keep] @ ((vectors[:, keep].T @ projected) / values[keep])
+    return auxmol, coefficients
+
+
+def esp_density_fitted(mol, dm: np.ndarray, spec: GridSpec, auxbasis: str) -> np.ndarray:
+    """ESP (Hartree/e) with the electronic part from a fitted density, flat in cube order."""
+    from pyscf import gto
+
+    auxmol, coefficients = fit_density(mol, dm, auxbasis)
+    out = np.empty(spec.n_points)
+    for start, stop, coords in spec.blocks(block_size(auxmol.nao)):
+        fake = gto.fakemol_for_charges(coords)
+        ints = gto.mole.intor_cross("int2c2e", auxmol, fake)  # [naux, n]
+        out[start:stop] = nuclear_potential(mol, coords) - coefficients @ ints
+    return out
+
+
+def esp_on_grid(mol, dm: np.ndarray, spec: GridSpec, settings: dict[str, Any]) -> np.ndarray | None:
+    """The ESP ``settings['esp']`` asks for, or None."""
+    if settings["esp"] == "exact":
+        return esp_exact(mol, dm, spec)
+    if settings["esp"] == "df":
+        return esp_density_fitted(mol, dm, spec, settings["auxbasis"] or DEFAULT_ESP_AUXBASIS)
+    return None
+
+
+def _libxc_names() -> dict[int, str]:
+    """libxc id → canonical libxc name (``HYB_GGA_XC_B3LYP``), skipping PySCF aliases."""
+    from pyscf.dft import libxc
+
+    prefixes = ("LDA_", "GGA_", "MGGA_", "HYB_")
+    return {int(code): name for name, code in libxc.XC_CODES.items()
+            if isinstance(code, int | np.integer) and name.startswith(prefixes)}
+
+
+def functional_definition(method: str) -> str:
+    """Explicit description of the method: libxc components, weights and exact exchange."""
+    import pyscf
+    from pyscf.dft import libxc
+
+    if _is_hf(method):
+        return f"Hartree-Fock (pyscf {pyscf.__version__})"
+    hyb, fn_facs = libxc.parse_xc(method)
+    names = _libxc_names()
+    components = [names.get(int(code), f"libxc#{int(code)}") for code, _ in fn_facs]
+    parts = [f"{w:g}*{name}" for name, (_, w) in zip(components, fn_facs, strict=True)]
+    definition = f"{method} = " + " + ".join(parts)
+    if hyb[0] and not any(name.startswith("HYB_") for name in components):
+        definition += f" + {hyb[0]:g}*HF exchange"
+    if hyb[2]:
+        definition += f" (range separation omega {hyb[2]:g}, alpha {hyb[1]:g})"
+    notes = annotate_functional(components)
+    definition += f" [{notes}]" if notes else ""
+    return definition + f" (pyscf {pyscf.__version__}, libxc {libxc.libxc_version()})"
+
+
+def run(molecule: Molecule, settings: dict[str, Any], threads: int = 1) -> DensityResult:
+    """Density (and ESP) of one molecule with validated ``settings``."""
+    import pyscf
+    from pyscf import lib
+
+    lib.num_threads(threads)
+    start = time.perf_counter()
+    mf = run_scf(molecule, settings)
+    mol, dm = mf.mol, total_dm(mf)
+    n_dm = float(np.einsum("ij,ji->", dm, mol.intor_symmetric("int1e_ovlp")))
+    check_electron_count(n_dm, total_electrons(molecule))
+    coords = mol.atom_coords()
+    spec = grid_for(coords, settings)
+    density = spec.to_grid(density_on_grid(mol, dm, spec))
+    esp_values = esp_on_grid(mol, dm, spec, settings)
+    esp = None if esp_values is None else spec.to_grid(esp_values)
+    labels = scf_labels(mf)
+    restricted = np.asarray(mf.mo_occ).ndim == 1
+    prov = provenance(
+        NAME,
+        pyscf.__version__,
+        method=settings["method"],
+        reference=("R" if restricted else "U") + ("HF" if _is_hf(settings["method"]) else "KS"),
+        basis=settings["basis"],
+        cartesian=bool(mol.cart),
+        functional_definition=functional_definition(settings["method"]),
+        density_fitting=bool(settings["density_fitting"]),
+        multiplicity=mol.spin + 1,
+        grid={"kind": settings["grid"], **spec.describe()},
+        esp=settings["esp"],
+        scf_converged=bool(mf.converged),
+        scf_iterations=int(mf.cycles),
+        threads=threads,
+        wall_s=time.perf_counter() - start,
+    )
+    return DensityResult(
+        id=molecule.id,
+        atomic_numbers=np.asarray(molecule.atomic_numbers, dtype=np.int64),
+        coords_bohr=coords,
+        density=density,
+        esp=esp,
+        labels=labels,
+        checks=density_checks(density, total_electrons(molecule), n_dm),
+        provenance=prov,
+    )

@@ -1,0 +1,266 @@
+"""Density engines on tiny molecules, coarse grids, small bases, one thread."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rhoflow import density
+from rhoflow.cube import read_cube, write_cube
+from rhoflow.density import ENGINES, iter_shard, psi4_engine, pyscf_engine, xtb_engine
+from rhoflow.density.grid import box_grid, cubeprop_grid
+from rhoflow.density.result import DensityResult
+from rhoflow.ledger import LedgerRow
+from rhoflow.molecule import Molecule
+
+needs_psi4 = pytest.mark.skipif(shutil.which("psi4") is None, reason="psi4 not installed")
+needs_xtb = pytest.mark.skipif(shutil.which("xtb") is None, reason="xtb not installed")
+COARSE = {"spacing_bohr": 0.5, "overage_bohr": 3.0, "timeout_s": 120}
+
+
+def _mol(mol_id: str, numbers, coords, charge=0, multiplicity=1) -> Molecule:
+    return Molecule(mol_id, "", charge, multiplicity, np.array(numbers), "",
+                    None if coords is None else np.array(coords, dtype=float))
+
+
+H2 = _mol("t:h2", [1, 1], [[0, 0, 0], [0, 0, 0.74]])
+WATER = _mol("t:h2o", [8, 1, 1], [[0, 0, 0.1173], [0, 0.7572, -0.4692], [0, -0.7572, -0.4692]])
+CH4 = _mol("t:ch4", [6, 1, 1, 1, 1], [[0, 0, 0], [0.629, 0.629, 0.629], [-0.629, -0.629, 0.629],
+                                       [-0.629, 0.629, -0.629], [0.629, -0.629, -0.629]])
+H2CO = _mol("t:h2co", [6, 8, 1, 1], [[0, 0, -0.53], [0, 0, 0.67], [0, 0.94, -1.11],
+                                      [0, -0.94, -1.11]])
+METHYL = _mol("t:ch3", [6, 1, 1, 1], [[0, 0, 0], [1.08, 0, 0], [-0.54, 0.935, 0],
+                                       [-0.54, -0.935, 0]], multiplicity=2)
+
+
+def _run(engine: str, molecules, settings) -> list[DensityResult | LedgerRow]:
+    return list(iter_shard(engine, molecules, settings, workers=1, threads=1))
+
+
+def _far_from_nuclei(result: DensityResult, cutoff_bohr: float) -> np.ndarray:
+    x, y, z = np.meshgrid(*result.density.axes_bohr(), indexing="ij")
+    points = np.stack([x, y, z], axis=-1)
+    distance = np.min(np.linalg.norm(points[..., None, :] - result.coords_bohr, axis=-1), axis=-1)
+    return distance > cutoff_bohr
+
+
+# --- grids --------------------------------------------------------------------------------
+
+
+def test_cubeprop_grid_is_centred_and_reaches_the_overage():
+    coords = WATER.coords_angstrom / 0.52917721067
+    spec = cubeprop_grid(coords, 0.4, 4.0)
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    first = np.array(spec.origin_bohr)
+    last = first + (np.array(spec.shape) - 1) * 0.4
+    assert np.all(low - first >= 4.0 - 1e-9) and np.all(last - high >= 4.0 - 1e-9)
+    assert np.all(low - first < 4.0 + 0.2 + 1e-9)  # no more than half a step extra per side
+    np.testing.assert_allclose((first + last) / 2, (low + high) / 2, atol=1e-12)
+    assert spec.n_points == int(np.prod(spec.shape))
+    np.testing.assert_allclose(spec.points(0, spec.n_points)[-1], last)
+
+
+def test_box_grid_fixed_edge_and_margin():
+    coords = CH4.coords_angstrom / 0.529177
+    spec = box_grid(coords, 16, None, 4.0)
+    edge = np.ptp(coords, axis=0).max() + 8.0
+    assert spec.shape == (16, 16, 16)
+    np.testing.assert_allclose(spec.spacing_bohr, [edge / 15] * 3)
+    fixed = box_grid(coords, 16, 20.0, 4.0)
+    np.testing.assert_allclose(fixed.spacing_bohr, [20.0 / 15] * 3)
+    with pytest.raises(ValueError, match="does not fit"):
+        box_grid(coords, 16, 2.0, 4.0)
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("engine", "settings", "message"),
+    [("psi4", {"method": "b3lyp')\nimport os"}, "method"),
+    ("psi4", {"basis": "6-31g* ; rm"}, "basis"),
+    ("psi4", {"dft_spherical_points": 300}, "dft_spherical_points"),
+    ("pyscf", {"method": "not-a-functional"}, "xc functional"),
+    ("pyscf", {"esp": "maybe"}, "esp"),
+    ("xtb", {"method": "gfn9"}, "method"),
+    ("xtb", {"colour": "red"}, "unknown xtb settings"),
+    ("pyscf", {"grid": "sphere"}, "grid"),
+    ("nwchem", {}, "unknown density engine")],
+)
+def test_bad_settings_are_rejected_before_running(engine, settings, message):
+    with pytest.raises(ValueError, match=message):
+        list(iter_shard(engine, [WATER], settings))
+
+
+def test_every_engine_lists_its_defaults():
+    for name, engine in ENGINES.items():
+        assert engine.validate({}) == engine.defaults, name
+
+
+# --- pyscf --------------------------------------------------------------------------------
+
+
+def test_pyscf_closed_shell_density_labels_and_checks():
+    (result,) = _run("pyscf", [WATER], {**COARSE, "esp": "exact"})
+    assert isinstance(result, DensityResult)
+    checks = result.checks
+    assert checks["n_electrons_expected"] == 10
+    assert abs(checks["n_electrons_dm"] - 10) < 1e-8
+    assert checks["rho_min"] >= -1e-12 and checks["rho_max"] > 1
+    assert result.density.shape == result.esp.shape
+    labels = result.labels
+    parts = sum(labels[k] for k in ("nuclear_repulsion_energy_hartree",
+                                    "one_electron_energy_hartree",
+                                    "two_electron_energy_hartree", "xc_energy_hartree"))
+    assert parts == pytest.approx(labels["total_energy_hartree"], abs=1e-8)
+    assert labels["gap_hartree"] == pytest.approx(labels["lumo_hartree"] - labels["homo_hartree"])
+    assert 1.0 < labels["dipole_debye"] < 2.5
+    prov = result.provenance
+    assert prov["reference"] == "RHF" and prov["scf_converged"] and prov["scf_iterations"] > 0
+    assert prov["grid"]["shape"] == list(result.density.shape)
+
+
+def test_pyscf_esp_matches_independent_integrals_and_density_fitting():
+    settings = pyscf_engine.validate({**COARSE, "esp": "exact"})
+    mf = pyscf_engine.run_scf(WATER, settings)
+    mol, dm = mf.mol, pyscf_engine.total_dm(mf)
+    spec = cubeprop_grid(mol.atom_coords(), 0.5, 3.0)
+    exact = pyscf_engine.esp_exact(mol, dm, spec)
+    from pyscf import df, gto
+
+    points = spec.points(0, spec.n_points)[::97]
+    fake = gto.fakemol_for_charges(points)
+    ints = df.incore.aux_e2(mol, fake, intor="int3c2e", aosym="s1")  # [nao, nao, points]
+    reference = pyscf_engine.nuclear_potential(mol, points) - np.einsum("ijp,ij->p", ints, dm)
+    np.testing.assert_allclose(exact[::97], reference, atol=1e-8)
+    fitted = pyscf_engine.esp_density_fitted(mol, dm, spec, "def2-universal-jkfit")
+    assert np.abs(fitted - exact).max() < 5e-3
+
+
+def test_pyscf_open_shell_is_unrestricted():
+    settings = {**COARSE, "method": "b3lyp", "esp": "none"}
+    (result,) = _run("pyscf", [METHYL], settings)
+    assert result.provenance["reference"] == "UKS" and result.esp is None
+    assert abs(result.checks["n_electrons_dm"] - 9) < 1e-8
+    assert "HYB_GGA_XC_B3LYP" in result.provenance["functional_definition"]
+
+
+def test_failures_become_ledger_rows_in_order():
+    no_coords = _mol("t:nocoords", [1, 1], None)
+    rows = _run("pyscf", [no_coords, H2, WATER], {**COARSE, "max_cycle": 1, "esp": "none"})
+    assert [r.id for r in rows] == ["t:nocoords", "t:h2", "t:h2o"]
+    assert isinstance(rows[0], LedgerRow) and rows[0].reason == "missing_coordinates"
+    assert isinstance(rows[2], LedgerRow) and rows[2].reason == "scf_not_converged"
+    assert rows[2].stage == "density"
+
+
+def test_result_grid_exports_as_cube(tmp_path):
+    (result,) = _run("pyscf", [H2], {**COARSE, "esp": "none"})
+    path = tmp_path / "h2.cube"
+    write_cube(path, result.atomic_numbers, result.coords_bohr, result.density, "h2 density")
+    numbers, coords, grid = read_cube(path)
+    np.testing.assert_allclose(grid.values, result.density.values, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(coords, result.coords_bohr, atol=1e-6)
+
+
+# --- psi4 ---------------------------------------------------------------------------------
+
+
+@needs_psi4
+def test_psi4_matches_pyscf_point_by_point():
+    common = {**COARSE, "method": "b3lyp", "basis": "sto-3g"}
+    (p4,) = _run("psi4", [H2CO], {**common, "scf_type": "pk"})
+    (ps,) = _run("pyscf", [H2CO], {**common, "esp": "exact", "xc_grid_level": 4})
+    assert isinstance(p4, DensityResult), p4
+    assert p4.density.shape == ps.density.shape
+    np.testing.assert_allclose(p4.density.origin_bohr, ps.density.origin_bohr, atol=1e-6)
+    far = _far_from_nuclei(ps, 0.3)
+    assert np.abs(p4.density.values - ps.density.values)[far].max() < 1e-3
+    assert np.abs(p4.esp.values - ps.esp.values)[_far_from_nuclei(ps, 1.0)].max() < 1e-2
+    for key in ("total_energy_hartree", "nuclear_repulsion_energy_hartree", "homo_hartree"):
+        assert p4.labels[key] == pytest.approx(ps.labels[key], abs=1e-4), key
+    assert p4.labels["dipole_debye"] == pytest.approx(ps.labels["dipole_debye"], abs=1e-3)
+    assert abs(p4.checks["n_electrons_dm"] - 16) < 1e-6
+    assert p4.provenance["reference"] == "RKS"
+
+
+@needs_psi4
+def test_psi4_box_grid_open_shell_and_failures():
+    settings = {"method": "hf", "basis": "sto-3g", "grid": "box", "box_points": 12,
+                "timeout_s": 120}
+    (radical,) = _run("psi4", [METHYL], settings)
+    assert radical.provenance["reference"] == "UHF"
+    assert radical.density.shape == (12, 12, 12)
+    assert radical.checks["n_electrons_dm"] == pytest.approx(9, abs=1e-6)
+    (failed,) = _run("psi4", [WATER], {**settings, "maxiter": 2})
+    assert isinstance(failed, LedgerRow) and failed.reason == "scf_not_converged"
+    (broken,) = _run("psi4", [WATER], {**settings, "basis": "no-such-basis"})
+    assert isinstance(broken, LedgerRow) and broken.reason == "engine_error"
+
+
+def _processes_in(folder) -> list[str]:
+    """Command lines of processes whose working directory lies under ``folder``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if str(folder) in os.readlink(proc / "cwd"):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+@needs_psi4
+@pytest.mark.parametrize("killed_by", ["engine", "worker"])
+def test_psi4_timeout_leaves_no_process_behind(tmp_path, monkeypatch, killed_by):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    settings = {"basis": "sto-3g", "timeout_s": 0.5}
+    if killed_by == "worker":  # the isolation layer kills the worker while psi4 still runs
+        monkeypatch.setattr(density, "PARSE_GRACE_S", -29.0)
+        settings["timeout_s"] = 30.0
+    (row,) = _run("psi4", [WATER], settings)
+    assert isinstance(row, LedgerRow) and row.reason == "timeout"
+    time.sleep(0.5)
+    assert _processes_in(tmp_path) == []
+
+
+def test_psi4_input_is_built_from_formatted_values_only():
+    settings = psi4_engine.validate({"basis": "6-31+G(d,p)"})
+    text = psi4_engine.build_input(WATER, settings, 1, ([0.4] * 3, [4.0] * 3))
+    assert "'basis': '6-31+G(d,p)'" in text and "no_com" in text and "symmetry c1" in text
+    assert re.search(r"^O\s+0\.000000000000\s+0\.000000000000\s+0\.117300000000$", text, re.M)
+    with pytest.raises(ValueError):
+        psi4_engine._literal("x'); os.system('true')")
+
+
+# --- xtb ----------------------------------------------------------------------------------
+
+
+@needs_xtb
+def test_xtb_valence_density_integrates_to_valence_electrons():
+    rows = _run("xtb", [H2CO, CH4, METHYL], {"spacing_bohr": 0.3, "timeout_s": 60})
+    for row, n_valence in zip(rows, (12, 8, 7), strict=True):
+        assert isinstance(row, DensityResult), row
+        assert row.checks["n_electrons_expected"] == n_valence
+        assert row.checks["n_electrons_dm"] == pytest.approx(n_valence, abs=1e-6)
+        assert row.checks["captured_fraction"] == pytest.approx(1.0, abs=2e-3)
+        assert row.esp is None and row.provenance["density_kind"] == "valence"
+        assert row.labels["gap_ev"] > 0 and row.labels["total_energy_hartree"] < 0
+
+
+def test_xtb_valence_counts():
+    counts = [xtb_engine.valence_electrons(z) for z in (1, 6, 8, 9, 16, 17, 35, 53)]
+    assert counts == [1, 4, 6, 7, 6, 7, 7, 7]
+
+
+@needs_xtb
+def test_xtb_non_convergence_is_a_ledger_row():
+    (row,) = _run("xtb", [H2CO], {"max_iterations": 1, "timeout_s": 60})
+    assert isinstance(row, LedgerRow) and row.reason == "scf_not_converged"

@@ -1,0 +1,111 @@
+"""The density rules through snakemake: a job killed mid-shard never leaves a complete-looking
+store, and a rerun with --rerun-incomplete completes the shard."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from conftest import REPO
+
+from rhoflow.ledger import read_ledger
+from rhoflow.store import IncompleteStoreError, open_dataset, open_store
+
+pytestmark = pytest.mark.workflow
+
+SMILES = "O water\nC methane\nC=O formaldehyde\nN ammonia\nCO methanol\n"
+
+
+def write_config(workdir, engines, **engine_settings):
+    (workdir / "mols.smi").write_text(SMILES)
+    config = {
+        "sources": [{"name": "t", "format": "smiles", "path": "mols.smi"}],
+        "shards": {"shard_size": 10, "threads": 1},
+        "conformers": {
+            "method": "etkdg",
+            "n_conformers": 2,
+            "k_lowest": 1,
+            "reoptimize": "none",
+            "threads": 1,
+        },
+        "density": {"engines": engines, "threads": 1, "workers": 1, **engine_settings},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def snakemake_cmd(workdir, *args):
+    exe = os.path.join(os.path.dirname(sys.executable), "snakemake")
+    return [
+        exe,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "1",
+        *args,
+    ]
+
+
+def snakemake_env():
+    bindir = os.path.dirname(sys.executable)
+    return dict(os.environ, PYTHONPATH=str(REPO / "src"), PATH=f"{bindir}:{os.environ['PATH']}")
+
+
+def test_sigkill_mid_shard_then_rerun_incomplete(tmp_path):
+    # pyscf on a 48^3 box with 6-31G*: about a second per molecule, slow enough to kill mid-way
+    write_config(
+        tmp_path,
+        ["pyscf"],
+        pyscf={"basis": "6-31g*", "grid": "box", "box_points": 48, "esp": "none"},
+    )
+    store = tmp_path / "results/density/pyscf/t-00000.zarr"
+    log = tmp_path / "logs/density/pyscf/t-00000.log"
+    proc = subprocess.Popen(
+        snakemake_cmd(tmp_path),
+        env=snakemake_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        # wait until the density job has stored at least one molecule, then kill everything
+        while not re.search(
+            r"pyscf densities: .*\b[1-4]/5 ", log.read_text() if log.exists() else ""
+        ):
+            assert proc.poll() is None, "snakemake ended before the density job was killed"
+            assert time.monotonic() < deadline, "density job never made progress"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not store.exists() or pytest.raises(IncompleteStoreError, open_store, store)
+    leftovers = [p.name for p in store.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers, "the killed writer's hidden temporary store should be what remains"
+
+    # what a user does after a node died: unlock the working directory, rerun the incomplete job
+    subprocess.run(
+        snakemake_cmd(tmp_path, "--unlock"), env=snakemake_env(), check=True, capture_output=True
+    )
+    rerun = subprocess.run(
+        snakemake_cmd(tmp_path, "--rerun-incomplete"),
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert len(open_store(store)) == 5
+    assert not [p for p in store.parent.iterdir() if p.name.startswith(".")]  # temp cleaned
+    assert read_ledger(tmp_path / "results/density/pyscf/t-00000.ledger.tsv") == []
+    dataset = open_dataset(tmp_path / "results/density/pyscf/index.parquet")
+    water = dataset.get("t:water")
+    assert water.shape == (48, 48, 48)
+    assert water.attrs["checks"]["n_electrons_dm"] == pytest.approx(10.0, abs=1e-6)
