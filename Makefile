@@ -39,7 +39,10 @@ demo: env
 	@echo "rhoflow demo outputs:"
 	@echo "  results/shards/       molecule tables per shard, manifest.tsv, ledger.tsv"
 	@echo "  results/conformers/   conformers per shard (.parquet) and their ledgers"
+	@echo "  results/density/      <engine>/<shard>.zarr density stores (+ ledgers), <engine>/index.parquet"
+	@echo "  results/voxels/       voxel grids per shard;  results/pointclouds/  point clouds per shard"
 	@echo "  results/summary/      stages.md / stages.tsv: molecules kept and failures per reason"
+	@echo "  inspect: .venv/bin/rhoflow store info results/density/psi4/demo-00000.zarr"
 	@cat results/summary/stages.md
 
 test: env

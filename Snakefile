@@ -31,6 +31,7 @@ wildcard_constraints:
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/conformers.smk"
 include: "workflow/rules/density.smk"
+include: "workflow/rules/represent.smk"
 include: "workflow/rules/summary.smk"
 
 

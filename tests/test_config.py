@@ -59,3 +59,19 @@ def test_snakemake_rejects_bad_config_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "conformers.k_lowest" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_schema_defaults_match_the_library_defaults():
+    from rhoflow import pointclouds, voxels
+
+    config = {"sources": demo_config()["sources"]}
+    validate(config, SCHEMA, workdir=REPO)
+    for section, module in (("voxels", voxels), ("pointclouds", pointclouds)):
+        assert {k: v for k, v in config[section].items() if k != "engine"} == module.DEFAULTS
+
+
+def test_representation_engine_must_be_computed():
+    config = demo_config()
+    config["density"]["engines"] = ["xtb"]
+    with pytest.raises(ConfigError, match="'voxels.engine'"):
+        validate(config, SCHEMA, workdir=REPO)

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import yaml
+import zarr
 from conftest import REPO
 
 from rhoflow.ledger import read_ledger
@@ -35,6 +36,8 @@ def write_config(workdir, engines, **engine_settings):
             "threads": 1,
         },
         "density": {"engines": engines, "threads": 1, "workers": 1, **engine_settings},
+        "voxels": {"engine": engines[0], "edge_angstrom": 12.0},
+        "pointclouds": {"engine": engines[0], "n_points": 64},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
 
@@ -109,3 +112,7 @@ def test_sigkill_mid_shard_then_rerun_incomplete(tmp_path):
     water = dataset.get("t:water")
     assert water.shape == (48, 48, 48)
     assert water.attrs["checks"]["n_electrons_dm"] == pytest.approx(10.0, abs=1e-6)
+    voxels = zarr.open_group(tmp_path / "results/voxels/t-00000.zarr", mode="r")
+    assert voxels["voxels"].shape == (5, 11, 24, 24, 24) and voxels["voxels"].dtype == "float16"
+    points = zarr.open_group(tmp_path / "results/pointclouds/t-00000.zarr", mode="r")
+    assert points["points"].shape == (5, 64, 4)

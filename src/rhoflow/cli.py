@@ -124,6 +124,20 @@ def cmd_cube_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_voxels(args: argparse.Namespace) -> int:
+    from rhoflow.voxels import build_shard
+
+    build_shard(args.store, args.output, args.settings)
+    return 0
+
+
+def cmd_pointclouds(args: argparse.Namespace) -> int:
+    from rhoflow.pointclouds import build_shard
+
+    build_shard(args.store, args.output, args.settings)
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from rhoflow.summary import summarize, write_summary
 
@@ -207,6 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger", type=Path, help="write unreadable cubes here")
     p.add_argument("inputs", nargs="+", type=Path, help="folders of cube pairs or density cubes")
     p.set_defaults(func=cmd_cube_import)
+
+    for name, func, what in (
+        ("voxels", cmd_voxels, "voxel grids [N, C, D, D, D]"),
+        ("pointclouds", cmd_pointclouds, "point clouds [N, P, 4]"),
+    ):
+        p = sub.add_parser(name, help=f"{what} of one density shard store")
+        p.add_argument("--settings", type=_json_arg, default={}, help=f"config '{name}' as JSON")
+        p.add_argument("store", type=Path, help="density shard store (.zarr)")
+        p.add_argument("output", type=Path, help="output Zarr group (.zarr)")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)

@@ -85,6 +85,12 @@ def validate(config: dict[str, Any], schema: dict[str, Any], workdir: str | Path
         if not is_url(path) and not (Path(workdir) / path).exists():
             raise ConfigError(f"config key 'sources[{i}].path': input file not found: {path!r}")
     _validate_engines(config.get("density", {}))
+    for section in ("voxels", "pointclouds"):
+        engine = config.get(section, {}).get("engine")
+        if engine is not None and engine not in config["density"]["engines"]:
+            raise ConfigError(
+                f"config key '{section}.engine': {engine!r} is not in density.engines"
+            )
 
 
 def _validate_engines(density: dict[str, Any]) -> None:

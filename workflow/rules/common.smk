@@ -87,6 +87,22 @@ def all_density_ledgers(wildcards=None):
     ]
 
 
+def representation_settings(section):
+    """A representation's settings without the engine it reads, as canonical JSON."""
+    chosen = {k: v for k, v in config[section].items() if k != "engine"}
+    return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
+
+
+def representation_outputs(wildcards=None):
+    return [
+        f"{RESULTS}/{section}/{shard}.zarr"
+        for section in ("voxels", "pointclouds")
+        if config[section]["engine"] is not None
+        for shard in shard_names()
+    ]
+
+
 def all_targets(wildcards=None):
     indexes = [f"{RESULTS}/density/{e}/index.parquet" for e in config["density"]["engines"]]
-    return [f"{RESULTS}/summary/stages.tsv", f"{RESULTS}/summary/stages.md", *indexes]
+    summary = [f"{RESULTS}/summary/stages.tsv", f"{RESULTS}/summary/stages.md"]
+    return [*summary, *indexes, *representation_outputs()]

@@ -1,0 +1,108 @@
+"""Point clouds: thresholding, farthest-point sampling, padding, shapes, shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from rhoflow import pointclouds as P
+from rhoflow.density.result import Grid
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_STORE = REPO / "results" / "density" / "pyscf" / "demo-00000.zarr"
+A = P.ANGSTROM_PER_BOHR
+
+
+def blob_grid(n: int = 40, spacing: float = 0.25, width: float = 1.0) -> Grid:
+    """A 10-electron Gaussian (σ = ``width`` bohr) centred at (1, -2, 0.5) bohr."""
+    centre = np.array([1.0, -2.0, 0.5])
+    origin = centre - spacing * (n - 1) / 2
+    axes = [origin[d] + spacing * np.arange(n) for d in range(3)]
+    x, y, z = np.meshgrid(*axes, indexing="ij")
+    r2 = (x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2
+    values = 10.0 * np.exp(-r2 / (2 * width**2)) / (2 * np.pi * width**2) ** 1.5
+    return Grid(origin, np.full(3, spacing), values.astype(np.float32))
+
+
+def test_fps_is_deterministic_for_a_seed() -> None:
+    points = np.random.default_rng(0).normal(size=(3000, 3))
+    a = P.farthest_point_sampling(points, 64, 5)
+    b = P.farthest_point_sampling(points, 64, np.random.default_rng(5))
+    c = P.farthest_point_sampling(points, 64, 6)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a[0] == np.random.default_rng(5).integers(len(points))
+    assert len(set(a.tolist())) == 64
+
+
+def test_fps_picks_the_farthest_point_each_time() -> None:
+    points = np.random.default_rng(1).uniform(size=(500, 3))
+    chosen = P.farthest_point_sampling(points, 20, 0)
+    for i in range(1, len(chosen)):
+        dist = np.min(np.linalg.norm(points[:, None] - points[chosen[:i]][None], axis=2), axis=1)
+        assert chosen[i] == int(np.argmax(dist))
+
+
+def test_point_cloud_thresholds_shapes_and_units() -> None:
+    grid = blob_grid()
+    settings = {"threshold": 0.05, "n_points": 256}
+    cloud = P.point_cloud(grid, settings)
+    assert cloud.shape == (256, 4) and cloud.dtype == np.float32
+    assert (cloud[:, 3] > 0.05).all()
+    assert len(np.unique(cloud[:, :3], axis=0)) == 256
+    # every point is a native grid point above the threshold, in Å
+    ijk = (cloud[:, :3] / A - grid.origin_bohr) / grid.spacing_bohr
+    np.testing.assert_allclose(ijk, np.rint(ijk), atol=1e-3)
+    idx = np.rint(ijk).astype(int)
+    np.testing.assert_allclose(cloud[:, 3], grid.values[idx[:, 0], idx[:, 1], idx[:, 2]])
+    # the cloud lies around the blob centre (Å)
+    np.testing.assert_allclose(cloud[:, :3].mean(axis=0), np.array([1.0, -2.0, 0.5]) * A, atol=0.2)
+    np.testing.assert_array_equal(cloud, P.point_cloud(grid, settings))  # seed from settings
+    assert not np.array_equal(cloud, P.point_cloud(grid, {**settings, "seed": 1}))
+
+
+def test_few_points_are_padded_cyclically() -> None:
+    values = np.random.default_rng(2).uniform(size=(12, 12, 12)).astype(np.float32)
+    grid = Grid(np.zeros(3), np.full(3, 0.5), values)
+    threshold = float(np.sort(values.reshape(-1))[-11])  # exactly 10 points above
+    cloud = P.point_cloud(grid, {"threshold": threshold, "n_points": 25})
+    assert cloud.shape == (25, 4)
+    assert len(np.unique(cloud, axis=0)) == 10
+    np.testing.assert_array_equal(cloud[10:20], cloud[:10])
+    np.testing.assert_array_equal(cloud[20:], cloud[:5])
+    with pytest.raises(ValueError, match="above"):
+        P.point_cloud(grid, {"threshold": 1.5})
+
+
+def test_settings_are_checked() -> None:
+    assert P.DEFAULTS == {"threshold": 0.05, "n_points": 1024, "seed": 0}
+    with pytest.raises(ValueError, match="unknown"):
+        P.settings_with_defaults({"points": 3})
+    with pytest.raises(ValueError, match="n_points"):
+        P.settings_with_defaults({"n_points": 0})
+
+
+def test_build_shard_on_demo_store(tmp_path: Path) -> None:
+    if not DEMO_STORE.exists():
+        pytest.skip(f"no demo store at {DEMO_STORE} (run `make demo`)")
+    from rhoflow.store.reader import open_store
+
+    settings = {"n_points": 128, "threshold": 0.05, "seed": 3}
+    out = P.build_shard(DEMO_STORE, tmp_path / "pc.zarr", settings)
+    store = open_store(DEMO_STORE)
+    group = zarr.open_group(str(out), mode="r")
+    points = group["points"][...]
+    assert points.dtype == np.float32 and points.shape == (len(store), 128, 4)
+    assert [str(x) for x in group["ids"][...]] == store.ids
+    assert group.attrs["features"] == list(P.FEATURES)
+    assert group.attrs["settings"] == settings
+    assert (points[..., 3] > 0.05).all()
+    again = P.build_shard(DEMO_STORE, tmp_path / "pc2.zarr", settings)
+    np.testing.assert_array_equal(zarr.open_group(str(again), mode="r")["points"][...], points)
+    for pos in range(len(store)):  # points near the atoms (Å)
+        _, coords = store.atoms(pos)
+        dist = np.linalg.norm(points[pos, :, None, :3] - coords[None] * A, axis=2).min(axis=1)
+        assert dist.max() < 2.5
