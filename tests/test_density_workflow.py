@@ -38,6 +38,7 @@ def write_config(workdir, engines, **engine_settings):
         "density": {"engines": engines, "threads": 1, "workers": 1, **engine_settings},
         "voxels": {"engine": engines[0], "edge_angstrom": 12.0},
         "pointclouds": {"engine": engines[0], "n_points": 64},
+        "render": {"engine": engines[0], "settings": {"size": 32}},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
 
@@ -116,3 +117,8 @@ def test_sigkill_mid_shard_then_rerun_incomplete(tmp_path):
     assert voxels["voxels"].shape == (5, 11, 24, 24, 24) and voxels["voxels"].dtype == "float16"
     points = zarr.open_group(tmp_path / "results/pointclouds/t-00000.zarr", mode="r")
     assert points["points"].shape == (5, 64, 4)
+    images = zarr.open_group(tmp_path / "results/render/t-00000.zarr", mode="r")
+    assert images["density_images"].shape == (5, 6, 4, 32, 32)
+    assert images["structure_images"].shape == (5, 4, 3, 32, 32)
+    gallery = sorted(p.name for p in (tmp_path / "results/render/gallery").glob("*.png"))
+    assert "t_water_density_0_depth.png" in gallery and len(gallery) == 2 * (6 * 2 + 4)

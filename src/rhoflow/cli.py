@@ -138,6 +138,29 @@ def cmd_pointclouds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render_build(args: argparse.Namespace) -> int:
+    from rhoflow.render import build_shard
+
+    build_shard(args.store, args.output, args.settings)
+    return 0
+
+
+def cmd_render_export(args: argparse.Namespace) -> int:
+    from rhoflow.molecule import check_id
+    from rhoflow.render import export_pngs
+
+    for path in export_pngs(args.images, check_id(args.id), args.outdir):
+        print(path)
+    return 0
+
+
+def cmd_render_gallery(args: argparse.Namespace) -> int:
+    from rhoflow.render import export_gallery
+
+    export_gallery(args.images, args.outdir, args.molecules)
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from rhoflow.summary import summarize, write_summary
 
@@ -231,6 +254,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("store", type=Path, help="density shard store (.zarr)")
         p.add_argument("output", type=Path, help="output Zarr group (.zarr)")
         p.set_defaults(func=func)
+
+    render = sub.add_parser(
+        "render", help="PyMOL RGB-D density and structure images"
+    ).add_subparsers(dest="render_command", required=True)
+    p = render.add_parser("build", help="images of every molecule of one density shard store")
+    p.add_argument("--settings", type=_json_arg, default={}, help="config 'render.settings'")
+    p.add_argument("store", type=Path, help="density shard store (.zarr)")
+    p.add_argument("output", type=Path, help="output image group (.zarr)")
+    p.set_defaults(func=cmd_render_build)
+    p = render.add_parser("export", help="one molecule's images as PNG files")
+    p.add_argument("images", type=Path, help="image group (.zarr) written by 'render build'")
+    p.add_argument("id")
+    p.add_argument("outdir", type=Path)
+    p.set_defaults(func=cmd_render_export)
+    p = render.add_parser("gallery", help="PNGs of the first molecules, for the report")
+    p.add_argument("--molecules", type=int, default=2)
+    p.add_argument("images", type=Path)
+    p.add_argument("outdir", type=Path)
+    p.set_defaults(func=cmd_render_gallery)
 
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)

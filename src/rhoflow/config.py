@@ -85,12 +85,24 @@ def validate(config: dict[str, Any], schema: dict[str, Any], workdir: str | Path
         if not is_url(path) and not (Path(workdir) / path).exists():
             raise ConfigError(f"config key 'sources[{i}].path': input file not found: {path!r}")
     _validate_engines(config.get("density", {}))
-    for section in ("voxels", "pointclouds"):
+    for section in ("voxels", "pointclouds", "render"):
         engine = config.get(section, {}).get("engine")
         if engine is not None and engine not in config["density"]["engines"]:
             raise ConfigError(
                 f"config key '{section}.engine': {engine!r} is not in density.engines"
             )
+    _validate_render(config.get("render", {}))
+
+
+def _validate_render(render: dict[str, Any]) -> None:
+    if render.get("engine") is None:
+        return
+    from rhoflow.render import resolve_settings  # imported only when images are asked
+
+    try:
+        render["settings"] = resolve_settings(render["settings"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"config key 'render.settings': {exc}") from exc
 
 
 def _validate_engines(density: dict[str, Any]) -> None:

@@ -94,12 +94,15 @@ def representation_settings(section):
 
 
 def representation_outputs(wildcards=None):
-    return [
+    outputs = [
         f"{RESULTS}/{section}/{shard}.zarr"
-        for section in ("voxels", "pointclouds")
+        for section in ("voxels", "pointclouds", "render")
         if config[section]["engine"] is not None
         for shard in shard_names()
     ]
+    if config["render"]["engine"] is not None:
+        outputs.append(f"{RESULTS}/render/gallery")
+    return outputs
 
 
 def all_targets(wildcards=None):

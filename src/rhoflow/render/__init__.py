@@ -1,0 +1,11 @@
+"""Images of molecules with headless PyMOL: density isosurfaces coloured by the ESP with a
+ray-marched depth channel (EDG §3.3) and ball-and-stick structures (EDG §3.5).
+
+:func:`build_shard` renders one density store into an image store; :func:`export_pngs`
+writes one molecule's images as PNG files. Settings: :data:`DEFAULTS`.
+"""
+
+from rhoflow.render.pymol_scene import DEFAULTS, resolve_settings
+from rhoflow.render.store import build_shard, export_gallery, export_pngs
+
+__all__ = ["DEFAULTS", "build_shard", "export_gallery", "export_pngs", "resolve_settings"]
