@@ -1,7 +1,7 @@
 """Physical checks of the density engines; prints markdown tables (and optionally JSON).
 
     .venv/bin/python benchmarks/density_physics.py gap [--n 10] [--threads 2]
-    .venv/bin/python benchmarks/density_physics.py variants [--index 0] [--exact]
+    .venv/bin/python benchmarks/density_physics.py variants [--first 0] [--n 1] [--exact]
     .venv/bin/python benchmarks/density_physics.py compare [--spacing 0.4] [--basis 6-31g*]
     .venv/bin/python benchmarks/density_physics.py convergence [--spacings 0.4 0.2 0.1]
     .venv/bin/python benchmarks/density_physics.py all
@@ -10,8 +10,8 @@
                  coordinates with psi4 and pyscf against the data set's label (eV); no grids.
                  PubChemQC computed the lowest spin state (singlet/doublet), so by default the
                  multiplicity is the lowest the electron count allows (``--multiplicity``).
-``variants``     which B3LYP flavour / basis convention reproduces one molecule's label: pyscf
-                 b3lyp (VWN_RPA) vs b3lyp5 (VWN5), cartesian vs spherical 6-31G*.
+``variants``     which B3LYP flavour / basis convention reproduces the labels: pyscf b3lyp
+                 (VWN_RPA) vs b3lyp5 (VWN5), cartesian vs spherical 6-31G*.
 ``compare``      psi4 vs pyscf with the same functional definition, basis and grid on five small
                  molecules: |Δρ| everywhere and beyond 0.3 bohr from every nucleus, ESP and
                  energy differences; xtb wall time and captured fraction on the same molecules.
@@ -206,40 +206,35 @@ def cmd_gap(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_variants(args: argparse.Namespace) -> dict[str, Any]:
-    (mol,) = pcqm_molecules(args.index + 1)[args.index :]
-    label = float(mol.labels[LABEL])
-    rows, raw = [], []
-    for xc in ("b3lyp", "b3lyp5"):
-        for cartesian in (True, False):
-            settings = pyscf_engine.validate(
-                {
-                    "method": xc,
-                    "basis": "6-31g*",
-                    "cartesian": cartesian,
-                    "multiplicity": args.multiplicity,
-                    "density_fitting": not args.exact,
-                    "auxbasis": args.auxbasis,
-                }
-            )
+    molecules = pcqm_molecules(args.first + args.n)[args.first:]
+    combos = [(xc, cart) for xc in args.xc for cart in (True, False)
+              if ("cartesian" if cart else "spherical") in args.functions]
+    raw: list[dict[str, Any]] = []
+    for mol in molecules:
+        label = float(mol.labels[LABEL])
+        for xc, cartesian in combos:
+            settings = pyscf_engine.validate({
+                "method": xc, "basis": "6-31g*", "cartesian": cartesian,
+                "multiplicity": args.multiplicity, "density_fitting": not args.exact,
+                "auxbasis": args.auxbasis})
             out = gap_pyscf(mol, settings, args.threads)
-            raw.append({"xc": xc, "cartesian": cartesian, **out})
-            rows.append(
-                [
-                    xc,
-                    "cartesian" if cartesian else "spherical",
-                    out["gap_ev"],
-                    out["gap_ev"] - label,
-                    out["energy"],
-                    out["wall_s"],
-                ]
-            )
+            raw.append({"id": mol.id, "label_ev": label, "xc": xc, "cartesian": cartesian, **out})
             print(raw[-1], file=sys.stderr, flush=True)
-    print(
-        f"{mol.id} ({mol.smiles}), label {label:.4f} eV, "
-        f"{'exact integrals' if args.exact else 'density fitting ' + args.auxbasis}"
-    )
-    print(table(["xc", "6-31G*", "gap eV", "Δ label", "E Eh", "wall s"], rows))
-    return {"variants": raw, "label_ev": label, "id": mol.id}
+    rows = [[r["id"], r["xc"], "cartesian" if r["cartesian"] else "spherical", r["gap_ev"],
+             r["gap_ev"] - r["label_ev"], r["energy"], r["wall_s"]] for r in raw]
+    integrals = "exact integrals" if args.exact else f"density fitting {args.auxbasis}"
+    print(f"pyscf 6-31G*, {integrals}")
+    print(table(["molecule", "xc", "6-31G*", "gap eV", "Δ label", "E Eh", "wall s"], rows))
+    summary = []
+    for xc, cartesian in combos:
+        errors = np.array([r["gap_ev"] - r["label_ev"] for r in raw
+                           if r["xc"] == xc and r["cartesian"] == cartesian])
+        summary.append([xc, "cartesian" if cartesian else "spherical", len(errors),
+                        float(np.abs(errors).mean()), float(errors.mean()),
+                        float(np.abs(errors).max())])
+    print()
+    print(table(["xc", "6-31G*", "molecules", "MAE eV", "mean Δ eV", "max |Δ| eV"], summary))
+    return {"variants": raw}
 
 
 # --- compare ------------------------------------------------------------------------------
@@ -428,7 +423,11 @@ def parser() -> argparse.ArgumentParser:
     gap.add_argument("--n", type=int, default=10)
     gap.add_argument("--engines", nargs="+", default=["psi4", "pyscf"], choices=["psi4", "pyscf"])
     variants = sub.add_parser("variants")
-    variants.add_argument("--index", type=int, default=0)
+    variants.add_argument("--first", type=int, default=0, help="first molecule index")
+    variants.add_argument("--n", type=int, default=1, help="number of molecules")
+    variants.add_argument("--xc", nargs="+", default=["b3lyp", "b3lyp5"])
+    variants.add_argument("--functions", nargs="+", default=["cartesian", "spherical"],
+                          choices=["cartesian", "spherical"])
     for s in (gap, variants):
         s.add_argument("--multiplicity", default="lowest", choices=["lowest", "molecule"])
         s.add_argument("--exact", action="store_true", help="pyscf without density fitting")
