@@ -88,8 +88,9 @@ def main() -> None:
     per_k = 1000 / n
     print(f"cube text  : {cube_bytes * per_k / 1e9:.3f} GB, {cube_files * per_k:,.0f} files "
           "per 1,000 molecules")
-    # a shard store has 21 fixed files plus one file per SHARD_VALUES words per field
-    files_k = 21 + 2 * math.ceil(points * per_k / SHARD_VALUES)
+    # a shard store has 23 fixed files plus, per field, one file per SHARD_VALUES words
+    words = store.offsets[-1]
+    files_k = 23 + sum(math.ceil(w * per_k / SHARD_VALUES) for w in words)
     print(f"zarr store : {store_bytes * per_k / 1e9:.3f} GB per 1,000 molecules, {store_files} "
           f"files for this shard, {files_k} for one 1,000-molecule shard")
     print(f"ratio      : {cube_bytes / store_bytes:.2f}x smaller; values bit-exact: yes; "

@@ -36,3 +36,40 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+TINY_IDS = ("t:h2o", "t:empty", "t:h2co")
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real density shard store (pyscf RHF/STO-3G, density + ESP on a 0.4-bohr grid with
+    3 bohr overage) of water and formaldehyde, with ``t:empty`` between them: water's atoms
+    with an all-zero density, which no point cloud can be drawn from."""
+    import dataclasses
+
+    import numpy as np
+
+    from rhoflow.density import iter_shard
+    from rhoflow.density.result import Grid
+    from rhoflow.molecule import Molecule
+    from rhoflow.store import write_store
+
+    def mol(mol_id: str, numbers: list[int], coords: list[list[float]]) -> Molecule:
+        return Molecule(mol_id, "", 0, 1, np.array(numbers), "", np.array(coords, dtype=float))
+
+    water = mol("t:h2o", [8, 1, 1], [[0, 0, 0.1173], [0, 0.7572, -0.4692], [0, -0.7572, -0.4692]])
+    h2co = mol("t:h2co", [6, 8, 1, 1], [[0, 0, -0.53], [0, 0, 0.67], [0, 0.94, -1.11],
+                                         [0, -0.94, -1.11]])
+    settings = {"method": "hf", "basis": "sto-3g", "spacing_bohr": 0.4, "overage_bohr": 3.0}
+    results = list(iter_shard("pyscf", [water, h2co], settings, workers=1, threads=1))
+    assert all(hasattr(r, "density") for r in results), results
+    empty = dataclasses.replace(
+        results[0],
+        id="t:empty",
+        density=Grid(results[0].density.origin_bohr, results[0].density.spacing_bohr,
+                     np.zeros_like(results[0].density.values)),
+    )
+    path = tmp_path_factory.mktemp("tiny") / "tiny-00000.zarr"
+    write_store(path, [results[0], empty, results[1]])
+    return path

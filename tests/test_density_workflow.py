@@ -122,3 +122,8 @@ def test_sigkill_mid_shard_then_rerun_incomplete(tmp_path):
     assert images["structure_images"].shape == (5, 4, 3, 32, 32)
     gallery = sorted(p.name for p in (tmp_path / "results/render/gallery").glob("*.png"))
     assert "t_water_density_0_depth.png" in gallery and len(gallery) == 2 * (6 * 2 + 4)
+    for stage in ("voxels", "pointclouds", "render"):
+        assert read_ledger(tmp_path / f"results/{stage}/t-00000.ledger.tsv") == []
+    summary = (tmp_path / "results/summary/stages.tsv").read_text().splitlines()
+    for stage in ("density_pyscf", "voxels", "pointclouds", "render"):
+        assert f"{stage}\tmolecules\tout\t5" in summary, summary

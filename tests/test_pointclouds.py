@@ -12,7 +12,6 @@ from rhoflow import pointclouds as P
 from rhoflow.density.result import Grid
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_STORE = REPO / "results" / "density" / "pyscf" / "demo-00000.zarr"
 A = P.ANGSTROM_PER_BOHR
 
 
@@ -85,24 +84,27 @@ def test_settings_are_checked() -> None:
         P.settings_with_defaults({"n_points": 0})
 
 
-def test_build_shard_on_demo_store(tmp_path: Path) -> None:
-    if not DEMO_STORE.exists():
-        pytest.skip(f"no demo store at {DEMO_STORE} (run `make demo`)")
+def test_build_shard_ledgers_a_molecule_without_points(tiny_store: Path, tmp_path: Path) -> None:
     from rhoflow.store.reader import open_store
 
     settings = {"n_points": 128, "threshold": 0.05, "seed": 3}
-    out = P.build_shard(DEMO_STORE, tmp_path / "pc.zarr", settings)
-    store = open_store(DEMO_STORE)
-    group = zarr.open_group(str(out), mode="r")
+    failures = P.build_shard(tiny_store, tmp_path / "pc.zarr", settings)
+    assert [(f.id, f.stage, f.reason) for f in failures] == [
+        ("t:empty", "pointclouds", "representation_error")
+    ]
+    assert "no grid point has density above" in failures[0].message
+    store = open_store(tiny_store)
+    group = zarr.open_group(str(tmp_path / "pc.zarr"), mode="r")
     points = group["points"][...]
-    assert points.dtype == np.float32 and points.shape == (len(store), 128, 4)
-    assert [str(x) for x in group["ids"][...]] == store.ids
+    assert points.dtype == np.float32 and points.shape == (2, 128, 4)
+    assert [str(x) for x in group["ids"][...]] == ["t:h2o", "t:h2co"]
     assert group.attrs["features"] == list(P.FEATURES)
     assert group.attrs["settings"] == settings
     assert (points[..., 3] > 0.05).all()
-    again = P.build_shard(DEMO_STORE, tmp_path / "pc2.zarr", settings)
-    np.testing.assert_array_equal(zarr.open_group(str(again), mode="r")["points"][...], points)
-    for pos in range(len(store)):  # points near the atoms (Å)
-        _, coords = store.atoms(pos)
-        dist = np.linalg.norm(points[pos, :, None, :3] - coords[None] * A, axis=2).min(axis=1)
+    P.build_shard(tiny_store, tmp_path / "pc2.zarr", settings)
+    again = zarr.open_group(str(tmp_path / "pc2.zarr"), mode="r")["points"][...]
+    np.testing.assert_array_equal(again, points)
+    for row, mol_id in enumerate(["t:h2o", "t:h2co"]):  # points near the atoms (Å)
+        _, coords = store.atoms(store.ids.index(mol_id))
+        dist = np.linalg.norm(points[row, :, None, :3] - coords[None] * A, axis=2).min(axis=1)
         assert dist.max() < 2.5

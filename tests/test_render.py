@@ -27,7 +27,6 @@ from rhoflow.render.pymol_scene import (  # noqa: E402
 from rhoflow.render.store import build_shard, export_pngs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "results" / "density" / "psi4" / "demo-00000.zarr"
 SPACING = 0.2  # bohr
 
 
@@ -159,27 +158,31 @@ def test_alpha_depth_mode(cmd) -> None:
     assert alpha[0, 0] == 0 and alpha[48, 48] > 0
 
 
-@pytest.mark.skipif(not DEMO.exists(), reason="psi4 demo store not built")
-def test_build_shard_and_export(tmp_path: Path) -> None:
-    out = build_shard(DEMO, tmp_path / "images.zarr", {"size": 32})
+def test_build_shard_ledgers_no_surface_and_exports(tiny_store: Path, tmp_path: Path) -> None:
     import zarr
 
+    out = tmp_path / "images.zarr"
+    failures = build_shard(tiny_store, out, {"size": 32})
+    assert [(f.id, f.stage, f.reason) for f in failures] == [
+        ("t:empty", "render", "representation_error")
+    ]
+    assert "never reaches the isosurface level" in failures[0].message
     group = zarr.open_group(str(out), mode="r")
-    ids = group.attrs["ids"]
-    assert len(ids) == 8 and group.attrs["complete"] is True
+    assert group.attrs["ids"] == ["t:h2o", "t:h2co"] and group.attrs["complete"] is True
+    assert [str(x) for x in group["ids"][...]] == ["t:h2o", "t:h2co"]
     assert group.attrs["settings"]["size"] == 32
     dens, struct = group["density_images"], group["structure_images"]
-    assert dens.shape == (8, 6, 4, 32, 32) and dens.dtype == np.uint8
-    assert struct.shape == (8, 4, 3, 32, 32) and struct.dtype == np.uint8
-    assert (np.asarray(dens[:, :, 3]) > 0).any()
-    paths = export_pngs(out, "demo:methanol", tmp_path / "png")
+    assert dens.shape == (2, 6, 4, 32, 32) and dens.dtype == np.uint8
+    assert struct.shape == (2, 4, 3, 32, 32) and struct.dtype == np.uint8
+    assert (np.asarray(dens[:, :, 3]) > 0).any(axis=(2, 3)).all()  # every view has a surface
+    paths = export_pngs(out, "t:h2co", tmp_path / "png")
     assert len(paths) == 6 * 2 + 4
     names = {p.name for p in paths}
-    assert "demo_methanol_density_0_rgb.png" in names
-    assert "demo_methanol_density_5_depth.png" in names
-    with PIL.open(tmp_path / "png" / "demo_methanol_density_0_rgb.png") as im:
+    assert "t_h2co_density_0_rgb.png" in names
+    assert "t_h2co_density_5_depth.png" in names
+    with PIL.open(tmp_path / "png" / "t_h2co_density_0_rgb.png") as im:
         assert im.size == (32, 32) and im.mode == "RGB"
-    with PIL.open(tmp_path / "png" / "demo_methanol_density_0_depth.png") as im:
+    with PIL.open(tmp_path / "png" / "t_h2co_density_0_depth.png") as im:
         assert im.mode == "L"
     with pytest.raises(KeyError):
-        export_pngs(out, "demo:nope", tmp_path / "png")
+        export_pngs(out, "t:empty", tmp_path / "png")

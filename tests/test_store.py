@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 import pytest
 import xarray as xr
@@ -111,7 +112,7 @@ def test_codec_round_trip_is_bit_exact(code):
     words = codec.encode_as(text, code)
     assert words is not None and words.dtype == np.uint32
     assert same_bits(codec.decode(words, code, text.shape), text)
-    if code in (codec.DECIMAL_L1, codec.DECIMAL_L2):
+    if code in codec.DECIMAL_CODES:
         return
     special = rng.standard_normal((3, 4, 5)).astype(np.float32)
     special.flat[:6] = [np.nan, np.inf, -np.inf, -0.0, 1e-45, -3.4e38]
@@ -124,7 +125,29 @@ def test_decimal_codes_refuse_values_with_more_digits():
     code, _ = codec.encode(x, size_of=len)
     assert code in (codec.FLOAT_L1, codec.FLOAT_L2)
     code, _ = codec.encode(decimal6(x), size_of=len)
-    assert code in (codec.DECIMAL_L1, codec.DECIMAL_L2)
+    assert code in codec.DECIMAL_CODES
+
+
+def test_split_code_round_trips_every_cell_size_and_beats_plain_decimal_keys():
+    rng = np.random.default_rng(7)
+    # every significand of a few decades once: cells of every size 1 … 11, both signs
+    sig = np.arange(100_000, 1_000_000, 7)[: 24 * 25 * 26]
+    x = (sig * 10.0 ** rng.integers(-9, 3, sig.size) * rng.choice([-1, 1], sig.size) / 1e5)
+    x = decimal6(x.reshape(24, 25, 26))
+    _, size_of, _ = codec._cell_tables()
+    assert set(np.unique(size_of)) >= set(range(1, 11))
+    for code in (codec.SPLIT_L1, codec.SPLIT_L2):
+        assert same_bits(codec.decode(codec.encode_as(x, code), code, x.shape), x)
+    # a smooth density-like field with an ESP-like sign change: smaller than codes 3/4
+    blosc = numcodecs.Blosc("zstd", 5, numcodecs.Blosc.SHUFFLE)
+    for field in (smooth((40, 36, 32), rng), smooth((40, 36, 32), rng) - 0.05):
+        text = decimal6(field)
+        sizes = {c: len(blosc.encode(codec.encode_as(text, c))) for c in codec.DECIMAL_CODES}
+        assert min(sizes[codec.SPLIT_L1], sizes[codec.SPLIT_L2]) < 0.95 * min(
+            sizes[codec.DECIMAL_L1], sizes[codec.DECIMAL_L2]
+        ), sizes
+        for c in (codec.SPLIT_L1, codec.SPLIT_L2):
+            assert same_bits(codec.decode(codec.encode_as(text, c), c, text.shape), text)
 
 
 # -------------------------------------------------------------------------- write / read
@@ -147,7 +170,7 @@ def test_round_trip_ragged_grids_bit_exact(tmp_path):
     assert same_bits(back.esp.values, results[4].esp.values)
     np.testing.assert_array_equal(back.density.spacing_bohr, results[4].density.spacing_bohr)
     assert store.result(results[2].id).esp is None
-    assert store.encoding[0, 0] in (codec.DECIMAL_L1, codec.DECIMAL_L2)  # text-derived values
+    assert store.encoding[0, 0] in codec.DECIMAL_CODES  # text-derived values
     assert store.encoding[1, 0] in (codec.FLOAT_L1, codec.FLOAT_L2)
     group = zarr.open_group(path, mode="r")
     assert (
@@ -372,3 +395,23 @@ def test_zarr_fallback_reads_the_same(tmp_path, monkeypatch):
     for r in results:
         assert_same(slow, r)
         np.testing.assert_array_equal(fast.atoms(r.id)[1], slow.atoms(r.id)[1])
+
+
+def test_format_version_1_stores_stay_readable(tmp_path, monkeypatch):
+    """Version 1 had no word_offset table (one word per grid point, no split codes)."""
+    import json
+    import shutil
+
+    rng = np.random.default_rng(5)
+    results = [molecule(i, rng, esp=i != 1, text=i % 2 == 0) for i in range(4)]
+    codes = (codec.FLOAT_L1, codec.FLOAT_L2, codec.DECIMAL_L1, codec.DECIMAL_L2)
+    path = write_store(tmp_path / "v1.zarr", results, codes=codes)
+    shutil.rmtree(path / "word_offset")
+    root = json.loads((path / "zarr.json").read_text())
+    root["attributes"]["format_version"] = 1
+    (path / "zarr.json").write_text(json.dumps(root))
+    for r in results:
+        assert_same(open_store(path), r)
+    monkeypatch.setattr(reader, "_load_direct", lambda p: None)  # the zarr path too
+    for r in results:
+        assert_same(open_store(path), r)

@@ -12,7 +12,6 @@ from rhoflow import voxels as V
 from rhoflow.density.result import Grid
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_STORE = REPO / "results" / "density" / "pyscf" / "demo-00000.zarr"
 A = V.ANGSTROM_PER_BOHR
 SMALL = {"edge_angstrom": 16.0}  # 32³ voxels: faster, still room for the molecules below
 
@@ -176,24 +175,36 @@ def test_settings_are_checked() -> None:
     assert V.units()["density"] == "e/bohr^3"
 
 
-def test_build_shard_on_demo_store(tmp_path: Path) -> None:
-    if not DEMO_STORE.exists():
-        pytest.skip(f"no demo store at {DEMO_STORE} (run `make demo`)")
+def test_build_shard_ledgers_a_failing_molecule(
+    tiny_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from rhoflow.store.reader import open_store
 
-    out = V.build_shard(DEMO_STORE, tmp_path / "vox.zarr", SMALL)
-    store = open_store(DEMO_STORE)
-    group = zarr.open_group(str(out), mode="r")
+    real = V.voxelize
+
+    def fails_on_empty(numbers, coords, grid, settings):
+        if not grid.values.any():
+            raise RuntimeError("simulated voxelizer failure")
+        return real(numbers, coords, grid, settings)
+
+    monkeypatch.setattr(V, "voxelize", fails_on_empty)
+    failures = V.build_shard(tiny_store, tmp_path / "vox.zarr", SMALL)
+    assert [(f.id, f.stage, f.reason) for f in failures] == [
+        ("t:empty", "voxels", "representation_error")
+    ]
+    assert "simulated voxelizer failure" in failures[0].message
+    store = open_store(tiny_store)
+    group = zarr.open_group(str(tmp_path / "vox.zarr"), mode="r")
     voxels = group["voxels"][...]
     assert voxels.dtype == np.float16
-    assert voxels.shape == (len(store), len(V.CHANNELS), 32, 32, 32)
-    assert [str(x) for x in group["ids"][...]] == store.ids
+    assert voxels.shape == (2, len(V.CHANNELS), 32, 32, 32)
+    assert [str(x) for x in group["ids"][...]] == ["t:h2o", "t:h2co"]
     assert group.attrs["channels"] == list(V.CHANNELS)
     assert group.attrs["settings"]["edge_angstrom"] == 16.0
     assert not list(tmp_path.glob(".vox.zarr.tmp-*"))
-    for pos in range(len(store)):
-        numbers, _ = store.atoms(pos)
-        sums = voxels[pos, : len(V.ELEMENTS)].astype(np.float64).sum(axis=(1, 2, 3))
+    for row, mol_id in enumerate(["t:h2o", "t:h2co"]):
+        numbers, _ = store.atoms(store.ids.index(mol_id))
+        sums = voxels[row, : len(V.ELEMENTS)].astype(np.float64).sum(axis=(1, 2, 3))
         np.testing.assert_allclose(sums, expected_counts(numbers), rtol=0.02, atol=1e-3)
-        rho = voxels[pos, V.CHANNELS.index("density")].astype(np.float64)
+        rho = voxels[row, V.CHANNELS.index("density")].astype(np.float64)
         assert rho.min() >= 0 and rho.max() > 0

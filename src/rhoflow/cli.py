@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("rhoflow")
 
@@ -124,25 +125,33 @@ def cmd_cube_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _representation(build: Any, args: argparse.Namespace) -> int:
+    """Run a representation's ``build_shard`` and write its ledger (when asked)."""
+    from rhoflow.ledger import write_ledger
+
+    failed = build(args.store, args.output, args.settings)
+    if args.ledger:
+        write_ledger(args.ledger, failed)
+    log.info("%s -> %s; %d molecules in the ledger", args.store, args.output, len(failed))
+    return 0
+
+
 def cmd_voxels(args: argparse.Namespace) -> int:
     from rhoflow.voxels import build_shard
 
-    build_shard(args.store, args.output, args.settings)
-    return 0
+    return _representation(build_shard, args)
 
 
 def cmd_pointclouds(args: argparse.Namespace) -> int:
     from rhoflow.pointclouds import build_shard
 
-    build_shard(args.store, args.output, args.settings)
-    return 0
+    return _representation(build_shard, args)
 
 
 def cmd_render_build(args: argparse.Namespace) -> int:
     from rhoflow.render import build_shard
 
-    build_shard(args.store, args.output, args.settings)
-    return 0
+    return _representation(build_shard, args)
 
 
 def cmd_render_export(args: argparse.Namespace) -> int:
@@ -164,7 +173,7 @@ def cmd_render_gallery(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from rhoflow.summary import summarize, write_summary
 
-    rows = summarize(args.tables, args.ledgers, args.stores)
+    rows = summarize(args.tables, args.ledgers, args.stores, args.representations)
     write_summary(rows, args.tsv, args.md)
     print(Path(args.md).read_text())
     return 0
@@ -253,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--settings", type=_json_arg, default={}, help=f"config '{name}' as JSON")
         p.add_argument("store", type=Path, help="density shard store (.zarr)")
         p.add_argument("output", type=Path, help="output Zarr group (.zarr)")
+        p.add_argument("--ledger", type=Path, help="write molecules that failed here (.tsv)")
         p.set_defaults(func=func)
 
     render = sub.add_parser(
@@ -262,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", type=_json_arg, default={}, help="config 'render.settings'")
     p.add_argument("store", type=Path, help="density shard store (.zarr)")
     p.add_argument("output", type=Path, help="output image group (.zarr)")
+    p.add_argument("--ledger", type=Path, help="write molecules that failed here (.tsv)")
     p.set_defaults(func=cmd_render_build)
     p = render.add_parser("export", help="one molecule's images as PNG files")
     p.add_argument("images", type=Path, help="image group (.zarr) written by 'render build'")
@@ -283,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         type=Path,
         help="density shard stores (stage density_<engine folder>)",
+    )
+    p.add_argument(
+        "--representations",
+        nargs="*",
+        default=[],
+        type=Path,
+        help="voxel / point-cloud / image groups (stage = their folder)",
     )
     p.add_argument("--tsv", type=Path, required=True)
     p.add_argument("--md", type=Path, required=True)

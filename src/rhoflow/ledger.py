@@ -9,12 +9,20 @@ and result tables count rows per reason.
 from __future__ import annotations
 
 import csv
+import logging
+import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
 
 from rhoflow.io import atomic_path
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REASONS: frozenset[str] = frozenset(
     {
@@ -36,6 +44,8 @@ REASONS: frozenset[str] = frozenset(
         "scf_not_converged",
         "engine_error",
         "timeout",
+        # representations (voxels, point clouds, images)
+        "representation_error",
     }
 )
 
@@ -81,3 +91,24 @@ def read_ledger(path: str | Path) -> list[LedgerRow]:
 def count_reasons(rows: Iterable[LedgerRow]) -> Counter[tuple[str, str]]:
     """Count ledger rows per (stage, reason)."""
     return Counter((r.stage, r.reason) for r in rows)
+
+
+def each_molecule(
+    ids: Sequence[str],
+    stage: str,
+    compute: Callable[[int], T],
+    failures: list[LedgerRow],
+    reason: str = "representation_error",
+) -> Iterator[tuple[int, str, T]]:
+    """``(position, id, compute(position))`` for every molecule whose ``compute`` succeeds,
+    with a progress bar; a molecule whose ``compute`` raises becomes a ledger row appended to
+    ``failures`` (stage ``stage``, reason ``reason``) and is skipped, so the shard completes."""
+    bar = tqdm(ids, desc=stage, unit="mol", file=sys.stderr, mininterval=2)
+    for pos, mol_id in enumerate(bar):
+        try:
+            value = compute(pos)
+        except Exception as exc:  # noqa: BLE001 - one molecule never fails the shard
+            log.warning("%s: %s failed: %s: %s", stage, mol_id, type(exc).__name__, exc)
+            failures.append(LedgerRow(mol_id, stage, reason, f"{type(exc).__name__}: {exc}"))
+            continue
+        yield pos, mol_id, value

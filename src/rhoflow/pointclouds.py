@@ -28,7 +28,8 @@ import numpy as np
 import zarr
 
 from rhoflow.density.result import Grid
-from rhoflow.io import atomic_path
+from rhoflow.io import atomic_path, write_ids
+from rhoflow.ledger import LedgerRow, each_molecule
 
 ANGSTROM_PER_BOHR = 0.529177210903
 """CODATA 2018 bohr radius in Å."""
@@ -109,14 +110,23 @@ def molecule_seed(seed: int, mol_id: str) -> np.random.Generator:
 
 def build_shard(
     store_path: str | Path, out_path: str | Path, settings: Mapping[str, Any] | None = None
-) -> Path:
+) -> list[LedgerRow]:
     """Point clouds of every molecule of the density shard store ``store_path`` in one Zarr v3
-    group at ``out_path`` (written atomically): ``points`` float32 [N, P, 4], ``ids`` [N]."""
+    group at ``out_path`` (written atomically): ``points`` float32 [N, P, 4], ``ids`` [N].
+
+    A molecule without a cloud (e.g. no grid point above the threshold) is left out and
+    returned as a ledger row."""
     from rhoflow.store.reader import open_store
 
     s = settings_with_defaults(settings)
     store = open_store(store_path)
     n, p = len(store), int(s["n_points"])
+    failures: list[LedgerRow] = []
+
+    def compute(pos: int) -> np.ndarray:
+        seed = molecule_seed(int(s["seed"]), store.ids[pos])
+        return point_cloud(store.grid(pos, "density"), s, seed)
+
     with atomic_path(out_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         group.attrs.update(
@@ -132,10 +142,9 @@ def build_shard(
         points = group.create_array(
             "points", shape=(n, p, len(FEATURES)), dtype="float32", chunks=(1, p, len(FEATURES))
         )
-        ids = group.create_array("ids", shape=(n,), dtype=str, chunks=(max(1, n),))
-        for pos, mol_id in enumerate(store.ids):
-            grid = store.grid(pos, "density")
-            points[pos] = point_cloud(grid, s, molecule_seed(int(s["seed"]), mol_id))
-        if n:
-            ids[...] = np.array(store.ids, dtype=str)
-    return Path(out_path)
+        done: list[str] = []
+        for _, mol_id, cloud in each_molecule(store.ids, "pointclouds", compute, failures):
+            points[len(done)] = cloud
+            done.append(mol_id)
+        write_ids(group, done, [points])
+    return failures

@@ -24,6 +24,7 @@ def summarize(
     tables: Sequence[str | Path],
     ledgers: Sequence[str | Path],
     stores: Sequence[str | Path] = (),
+    representations: Sequence[str | Path] = (),
 ) -> list[tuple[str, str, str, int]]:
     """Rows ``(stage, kind, key, count)``; kind is ``molecules`` (key ``out``/``failed``) or
     ``failure`` (key = reason)."""
@@ -35,6 +36,10 @@ def summarize(
 
         for store in stores:
             out[f"density_{Path(store).parent.name}"] += len(open_store(store))
+    for group in representations:
+        import zarr
+
+        out[Path(group).parent.name] += zarr.open_array(str(Path(group) / "ids"), mode="r").shape[0]
     reasons: Counter[tuple[str, str]] = Counter()
     for ledger in ledgers:
         reasons.update(count_reasons(read_ledger(ledger)))

@@ -56,7 +56,8 @@ from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
 from rhoflow.density.result import Grid
-from rhoflow.io import atomic_path
+from rhoflow.io import atomic_path, write_ids
+from rhoflow.ledger import LedgerRow, each_molecule
 
 ANGSTROM_PER_BOHR = 0.529177210903
 """CODATA 2018 bohr radius in Å."""
@@ -375,9 +376,11 @@ def units(settings: Mapping[str, Any] | None = None) -> dict[str, str]:
 
 def build_shard(
     store_path: str | Path, out_path: str | Path, settings: Mapping[str, Any] | None = None
-) -> Path:
+) -> list[LedgerRow]:
     """Voxelise every molecule of the density shard store ``store_path`` into one Zarr v3 group
-    at ``out_path`` (written atomically): ``voxels`` float16 [N, C, D, D, D], ``ids`` [N]."""
+    at ``out_path`` (written atomically): ``voxels`` float16 [N, C, D, D, D], ``ids`` [N].
+
+    A molecule that cannot be voxelised is left out and returned as a ledger row."""
     from rhoflow.store.reader import open_store
 
     s = settings_with_defaults(settings)
@@ -385,6 +388,15 @@ def build_shard(
     d = box_points(s)
     n = len(store)
     f16_max = float(np.finfo(np.float16).max)
+    failures: list[LedgerRow] = []
+
+    def compute(pos: int) -> np.ndarray:
+        numbers, coords = store.atoms(pos)
+        cube = voxelize(numbers, coords, store.grid(pos, "density"), s)
+        if not np.all(np.isfinite(cube)):
+            raise ValueError("voxel grid has non-finite values")
+        return np.clip(cube, -f16_max, f16_max).astype(np.float16)
+
     with atomic_path(out_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         group.attrs.update(
@@ -407,12 +419,9 @@ def build_shard(
             dtype="float16",
             chunks=(1, len(CHANNELS), d, d, d),
         )
-        ids = group.create_array("ids", shape=(n,), dtype=str, chunks=(max(1, n),))
-        for pos in range(n):
-            numbers, coords = store.atoms(pos)
-            grid = store.grid(pos, "density")
-            cube = voxelize(numbers, coords, grid, s)
-            voxels[pos] = np.clip(cube, -f16_max, f16_max).astype(np.float16)
-        if n:
-            ids[...] = np.array(store.ids, dtype=str)
-    return Path(out_path)
+        done: list[str] = []
+        for _, mol_id, cube in each_molecule(store.ids, "voxels", compute, failures):
+            voxels[len(done)] = cube
+            done.append(mol_id)
+        write_ids(group, done, [voxels])
+    return failures

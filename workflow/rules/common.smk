@@ -93,13 +93,22 @@ def representation_settings(section):
     return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
 
 
-def representation_outputs(wildcards=None):
-    outputs = [
-        f"{RESULTS}/{section}/{shard}.zarr"
+def representation_groups(wildcards=None, suffix=".zarr"):
+    """Every configured representation's per-shard outputs (groups, or ledgers by suffix)."""
+    return [
+        f"{RESULTS}/{section}/{shard}{suffix}"
         for section in ("voxels", "pointclouds", "render")
         if config[section]["engine"] is not None
         for shard in shard_names()
     ]
+
+
+def representation_ledgers(wildcards=None):
+    return representation_groups(suffix=".ledger.tsv")
+
+
+def representation_outputs(wildcards=None):
+    outputs = representation_groups()
     if config["render"]["engine"] is not None:
         outputs.append(f"{RESULTS}/render/gallery")
     return outputs

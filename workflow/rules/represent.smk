@@ -1,9 +1,11 @@
-# Representations of the density store, per shard: voxel grids and point clouds.
+# Representations of the density store, per shard: voxel grids, point clouds, images.
+# Each writes a ledger of the molecules it could not represent; the shard completes.
 rule voxels:
     input:
         lambda w: f"{RESULTS}/density/{config['voxels']['engine']}/{w.shard}.zarr",
     output:
-        directory(f"{RESULTS}/voxels/{{shard}}.zarr"),
+        store=directory(f"{RESULTS}/voxels/{{shard}}.zarr"),
+        ledger=f"{RESULTS}/voxels/{{shard}}.ledger.tsv",
     log:
         f"{LOGS}/voxels/{{shard}}.log",
     params:
@@ -15,15 +17,16 @@ rule voxels:
     conda:
         "../../envs/core.yaml"
     shell:
-        "python -m rhoflow voxels --settings {params.settings:q} {input:q} {output:q}"
-        " > {log:q} 2>&1"
+        "python -m rhoflow voxels --settings {params.settings:q} {input:q} {output.store:q}"
+        " --ledger {output.ledger:q} > {log:q} 2>&1"
 
 
 rule pointclouds:
     input:
         lambda w: f"{RESULTS}/density/{config['pointclouds']['engine']}/{w.shard}.zarr",
     output:
-        directory(f"{RESULTS}/pointclouds/{{shard}}.zarr"),
+        store=directory(f"{RESULTS}/pointclouds/{{shard}}.zarr"),
+        ledger=f"{RESULTS}/pointclouds/{{shard}}.ledger.tsv",
     log:
         f"{LOGS}/pointclouds/{{shard}}.log",
     params:
@@ -35,15 +38,16 @@ rule pointclouds:
     conda:
         "../../envs/core.yaml"
     shell:
-        "python -m rhoflow pointclouds --settings {params.settings:q} {input:q} {output:q}"
-        " > {log:q} 2>&1"
+        "python -m rhoflow pointclouds --settings {params.settings:q} {input:q} {output.store:q}"
+        " --ledger {output.ledger:q} > {log:q} 2>&1"
 
 
 rule render:
     input:
         lambda w: f"{RESULTS}/density/{config['render']['engine']}/{w.shard}.zarr",
     output:
-        directory(f"{RESULTS}/render/{{shard}}.zarr"),
+        store=directory(f"{RESULTS}/render/{{shard}}.zarr"),
+        ledger=f"{RESULTS}/render/{{shard}}.ledger.tsv",
     log:
         f"{LOGS}/render/{{shard}}.log",
     params:
@@ -55,8 +59,8 @@ rule render:
     conda:
         "../../envs/render.yaml"
     shell:
-        "python -m rhoflow render build --settings {params.settings:q} {input:q} {output:q}"
-        " > {log:q} 2>&1"
+        "python -m rhoflow render build --settings {params.settings:q} {input:q} {output.store:q}"
+        " --ledger {output.ledger:q} > {log:q} 2>&1"
 
 
 rule render_gallery:

@@ -6,6 +6,8 @@ rule summary:
         ledgers=conformer_ledgers,
         stores=all_density_stores,
         density_ledgers=all_density_ledgers,
+        representations=representation_groups,
+        representation_ledgers=representation_ledgers,
     output:
         tsv=report(
             f"{RESULTS}/summary/stages.tsv",
@@ -24,5 +26,6 @@ rule summary:
     shell:
         "python -m rhoflow summary --tables {input.shard_tables:q} {input.tables:q}"
         " --ledgers {input.shard_ledger:q} {input.ledgers:q} {input.density_ledgers:q}"
-        " --stores {input.stores:q}"
+        " {input.representation_ledgers:q}"
+        " --stores {input.stores:q} --representations {input.representations:q}"
         " --tsv {output.tsv:q} --md {output.md:q} > {log:q} 2>&1"

@@ -217,9 +217,12 @@ def render_density_views(
     Returns uint8 ``[n_views, 4, size, size]``: RGB then depth (see
     :mod:`rhoflow.render.depth` for the z-buffer convention; ``depth_mode: alpha`` gives the
     PNG alpha channel of a render with a transparent background instead). Without an ESP the
-    surface is grey.
+    surface is grey. A density that never reaches ``iso_level`` (no surface) raises ValueError.
     """
     s = resolve_settings(settings)
+    if not np.nanmax(density.values, initial=-np.inf) >= float(s["iso_level"]):
+        level = s["iso_level"]
+        raise ValueError(f"the density never reaches the isosurface level {level} e/bohr^3")
     size = int(s["size"])
     views = s["density_views"]
     out = np.zeros((len(views), 4, size, size), dtype=np.uint8)

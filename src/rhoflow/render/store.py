@@ -6,8 +6,9 @@ Layout of ``<out>.zarr`` (written atomically through :func:`rhoflow.io.atomic_pa
   (depth convention in :mod:`rhoflow.render.depth`: nearest 255, farthest 1, background 0;
   or the PNG alpha channel with ``depth_mode: alpha``);
 - ``structure_images``: uint8 ``[N, n_structure_views, 3, size, size]``, RGB;
-- attrs: ``format`` (``rhoflow-images``), ``ids`` (position order), ``settings`` (the resolved
-  :data:`rhoflow.render.pymol_scene.DEFAULTS`), ``source`` (the density store path),
+- ``ids``: ``[N]`` molecule ids (row order);
+- attrs: ``format`` (``rhoflow-images``), ``ids`` (the same list), ``settings`` (the
+  resolved :data:`rhoflow.render.pymol_scene.DEFAULTS`), ``source`` (the density store path),
   ``channels``, ``depth_convention``, ``timing_s`` (per-molecule render seconds) and
   ``complete: true``.
 """
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from rhoflow.io import atomic_path
+from rhoflow.io import atomic_path, write_ids
+from rhoflow.ledger import LedgerRow, each_molecule
 from rhoflow.render.pymol_scene import (
     pymol_session,
     render_density_views,
@@ -42,15 +44,17 @@ DEPTH_CONVENTION = {
 
 def build_shard(
     store_path: str | Path, out_path: str | Path, settings: Mapping[str, Any] | None = None
-) -> Path:
+) -> list[LedgerRow]:
     """Render every molecule of the density store ``store_path`` into the image group
-    ``out_path`` (replaced atomically); returns ``out_path``."""
+    ``out_path`` (replaced atomically). A molecule PyMOL cannot render is left out and
+    returned as a ledger row."""
     s = resolve_settings(settings)
     store = open_store(store_path)
     size = int(s["size"])
     n = len(store.ids)
     n_dens, n_struct = len(s["density_views"]), len(s["structure_views"])
     timing: list[dict[str, float]] = []
+    failures: list[LedgerRow] = []
     out = Path(out_path)
     with atomic_path(out) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
@@ -69,21 +73,28 @@ def build_shard(
             fill_value=0,
         )
         with pymol_session() as cmd:
-            for pos in range(n):
+
+            def compute(pos: int) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
                 numbers, coords = store.atoms(pos)
                 esp = store.grid(pos, "esp") if store.has(pos, "esp") else None
                 t0 = time.perf_counter()
-                dens[pos] = render_density_views(
-                    cmd, numbers, coords, store.grid(pos, "density"), esp, s
-                )
+                d = render_density_views(cmd, numbers, coords, store.grid(pos, "density"), esp, s)
                 t1 = time.perf_counter()
-                struct[pos] = render_structure_views(cmd, numbers, coords, s)
+                st = render_structure_views(cmd, numbers, coords, s)
                 t2 = time.perf_counter()
-                timing.append({"density_s": t1 - t0, "structure_s": t2 - t1})
+                return d, st, {"density_s": t1 - t0, "structure_s": t2 - t1}
+
+            done: list[str] = []
+            for _, mol_id, (d, st, t) in each_molecule(store.ids, "render", compute, failures):
+                dens[len(done)] = d
+                struct[len(done)] = st
+                timing.append(t)
+                done.append(mol_id)
+        write_ids(group, done, [dens, struct])
         group.attrs.update(
             {
                 "format": FORMAT,
-                "ids": list(store.ids),
+                "ids": done,
                 "settings": s,
                 "source": str(Path(store_path)),
                 "channels": {
@@ -95,7 +106,7 @@ def build_shard(
                 "complete": True,
             }
         )
-    return out
+    return failures
 
 
 def _safe(mol_id: str) -> str:

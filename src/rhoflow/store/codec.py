@@ -30,6 +30,20 @@ Each molecule and field gets one **encoding code** (stored per molecule in ``enc
     or multiplication before the float32 cast, so it is deterministic on every platform; the
     encoder checks that decoding reproduces every input bit and otherwise falls back to codes
     1/2.
+``5``/``6`` decimal6 split, Lorenzo order 1/2
+    the same decimals, with the key magnitude split into a coarse part that is predicted and
+    an exact remainder that is not. The log-like keys of codes 3/4 predict well, but they are
+    sparse: consecutive decimals are 1.1 to 11 key units apart (dense at the top of a decade,
+    sparse at the bottom), so a residual carries log2(spacing) ≈ 1.8 bits on average that say
+    nothing. Here the coarse ``cell`` (0 for zero, else ``1 + (e - EXP_MIN) * PER_DECADE +
+    offset // CELL``, where ``offset`` is the key's offset within its decade and ``CELL`` =
+    11 key units, the widest spacing) goes through Lorenzo + zigzag; each cell holds
+    ``n`` = 1 … 11 decimals, and the decimal's position within its cell (``0 … n-1``, known
+    to be below ``n`` once the cell is decoded) is packed in mixed radix ``n`` (as many
+    base-``n`` digits per uint32 word as fit), one stream per ``n``, in grid order;
+    ``n = 1`` costs nothing. Signs are a separate bitmap, so the key
+    magnitude stays smooth where the ESP changes sign. Word layout:
+    ``[cell residuals (size)] [sign bits (ceil(size / 32))] [digits n = 2] [n = 3] …``.
 
 The writer tries the applicable codes and keeps the one that compresses smallest (see
 :func:`encode`). Word arrays are flat, in the grid's C order (x slowest, z fastest).
@@ -37,12 +51,14 @@ The writer tries the applicable codes and keeps the one that compresses smallest
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 
-RAW, FLOAT_L1, FLOAT_L2, DECIMAL_L1, DECIMAL_L2 = 0, 1, 2, 3, 4
+RAW, FLOAT_L1, FLOAT_L2, DECIMAL_L1, DECIMAL_L2, SPLIT_L1, SPLIT_L2 = 0, 1, 2, 3, 4, 5, 6
+DECIMAL_CODES = (DECIMAL_L1, DECIMAL_L2, SPLIT_L1, SPLIT_L2)
 
 ENCODINGS: dict[int, str] = {
     RAW: "raw-float32",
@@ -50,6 +66,8 @@ ENCODINGS: dict[int, str] = {
     FLOAT_L2: "float32-lorenzo2",
     DECIMAL_L1: "decimal6-lorenzo1",
     DECIMAL_L2: "decimal6-lorenzo2",
+    SPLIT_L1: "decimal6-split-lorenzo1",
+    SPLIT_L2: "decimal6-split-lorenzo2",
 }
 """Encoding code → name (the store's ``encoding`` array holds the codes)."""
 
@@ -210,45 +228,174 @@ _BLOCK = 1 << 16
 """Values decoded per step: keeps the temporaries of :func:`_decimal_values` in cache."""
 
 
-def _decimal_values(keys: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_decimal_keys` (float32, same shape)."""
-    flat = keys.reshape(-1).view(np.int32)
-    out = np.empty(flat.size, dtype=np.float32)
-    _, decade = _log_table()
-    inverse = _inverse_log_table()
-    for start in range(0, flat.size, _BLOCK):
-        k = flat[start : start + _BLOCK]
-        magnitude = np.abs(k)  # keys are at most ~2.1e8 in magnitude: no int32 overflow
-        magnitude -= 1
-        decade_index = magnitude // decade  # exponent - EXP_MIN; -1 for zero keys
-        within = magnitude - decade_index * decade
-        zero = decade_index < 0
-        decade_index[zero] = 5 - EXP_MIN  # any valid entry; zeros are set below
-        within[zero] = 0
-        value = inverse[within].astype(np.float64)
+def _values_from_digits(
+    index: np.ndarray, decade_index: np.ndarray, negative: np.ndarray, zero: np.ndarray
+) -> np.ndarray:
+    """Float32 values ``±(SIG_MIN + index) * 10**(decade_index + EXP_MIN - 5)`` (flat arrays;
+    0 where ``zero``; ``decade_index`` must be a valid entry there). One exactly rounded
+    float64 operation per value when the power of ten is within 1e±22, several exact steps
+    otherwise: deterministic on every IEEE platform."""
+    out = np.empty(index.size, dtype=np.float32)
+    for start in range(0, index.size, _BLOCK):
+        block = slice(start, start + _BLOCK)
+        d = decade_index[block]
+        value = index[block].astype(np.float64)
         value += SIG_MIN
-        lowest = int(decade_index.min()) + EXP_MIN - 5  # powers of ten in this block
-        highest = int(decade_index.max()) + EXP_MIN - 5
+        lowest = int(d.min()) + EXP_MIN - 5  # powers of ten in this block
+        highest = int(d.max()) + EXP_MIN - 5
         if highest > 0:
-            value *= _MULTIPLY[decade_index]
+            value *= _MULTIPLY[d]
         if lowest < 0:
-            value /= _DIVIDE[decade_index]
+            value /= _DIVIDE[d]
         if lowest < -22 or highest > 22:
-            power = decade_index + (EXP_MIN - 5)
+            power = d + (EXP_MIN - 5)
             # |value| < 1e-17 or > 1e28: several exact steps, still deterministic
             far = np.abs(power) > 22
-            v = inverse[within[far]] + float(SIG_MIN)
+            v = index[block][far] + float(SIG_MIN)
             p = power[far]
             while np.any(p):
                 step = np.clip(p, -22, 22)
                 v = np.where(step > 0, v * _POW10[np.abs(step)], v / _POW10[np.abs(step)])
                 p = p - step
             value[far] = v
-        np.negative(value, out=value, where=k < 0)
-        if zero.any():
-            value[zero] = 0.0
-        out[start : start + k.size] = value
-    return out.reshape(keys.shape)
+        np.negative(value, out=value, where=negative[block])
+        value[zero[block]] = 0.0
+        out[block] = value
+    return out
+
+
+def _decimal_values(keys: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_decimal_keys` (float32, same shape)."""
+    k = keys.reshape(-1).view(np.int32)
+    _, decade = _log_table()
+    magnitude = np.abs(k)  # keys are at most ~2.1e8 in magnitude: no int32 overflow
+    magnitude -= 1
+    decade_index = magnitude // decade  # exponent - EXP_MIN; -1 for zero keys
+    within = magnitude - decade_index * decade
+    zero = decade_index < 0
+    decade_index[zero] = 5 - EXP_MIN  # any valid entry; zeros are set to 0 at the end
+    within[zero] = 0
+    index = _inverse_log_table()[within]
+    return _values_from_digits(index, decade_index, k < 0, zero).reshape(keys.shape)
+
+
+# ------------------------------------------------------------------- decimal split (codes 5/6)
+
+CELL = 11
+"""Key units per coarse cell of codes 5/6 (the largest gap between consecutive decimal keys,
+at the bottom of a decade, is ``_LOG_SLOPE / SIG_MIN`` = 11 units)."""
+
+
+@lru_cache(maxsize=1)
+def _cell_tables() -> tuple[np.ndarray, np.ndarray, int]:
+    """``(FIRST, SIZE, PER_DECADE)`` of the coarse cells of one decade: cell ``c`` holds the
+    decade offsets ``[c * CELL, (c + 1) * CELL)``, i.e. the significand indices
+    ``FIRST[c] … FIRST[c] + SIZE[c] - 1`` (int32; integer-only, identical everywhere)."""
+    table, decade = _log_table()
+    per_decade = -(-decade // CELL)
+    bounds = np.arange(per_decade + 1, dtype=np.int64) * CELL
+    first = np.searchsorted(table, bounds, side="left").astype(np.int32)
+    return first[:-1], np.diff(first).astype(np.int32), per_decade
+
+
+def _radix_per_word(base: int) -> int:
+    """How many base-``base`` digits fit in one uint32 word."""
+    k, power = 0, 1
+    while power * base <= 1 << 32:
+        power *= base
+        k += 1
+    return k
+
+
+def _pack_radix(digits: np.ndarray, base: int) -> np.ndarray:
+    """Digits ``0 … base-1`` packed in mixed radix, first digit least significant (uint32)."""
+    k = _radix_per_word(base)
+    padded = np.zeros(-(-digits.size // k) * k, dtype=np.uint64)
+    padded[: digits.size] = digits
+    rows = padded.reshape(-1, k)
+    words = np.zeros(rows.shape[0], dtype=np.uint64)
+    for j in range(k - 1, -1, -1):
+        words *= np.uint64(base)
+        words += rows[:, j]
+    return words.astype(np.uint32)
+
+
+def _unpack_radix(words: np.ndarray, base: int, count: int) -> np.ndarray:
+    """Inverse of :func:`_pack_radix`: the first ``count`` digits (int32)."""
+    k = _radix_per_word(base)
+    rest = words.astype(np.uint64)
+    out = np.empty((rest.size, k), dtype=np.uint32)
+    b = np.uint64(base)
+    for j in range(k):
+        quotient = rest // b
+        out[:, j] = rest - quotient * b
+        rest = quotient
+    return out.reshape(-1)[:count].view(np.int32)
+
+
+def _groups(size: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``(n, flat positions whose cell holds n decimals)`` for n >= 2, ascending n."""
+    counts = np.bincount(size, minlength=2)
+    if counts[2:].sum() == 0:
+        return []
+    order = np.argsort(size.astype(np.uint8), kind="stable")  # radix sort: sizes <= 11
+    ends = np.cumsum(counts)
+    return [
+        (n, order[ends[n - 1] : ends[n]]) for n in range(2, counts.size) if counts[n]
+    ]
+
+
+def _split_encode(keys: np.ndarray, order: int) -> np.ndarray:
+    """Words of codes 5/6 from signed decimal keys (uint32 view of int32, 3-D)."""
+    first, size_of, per_decade = _cell_tables()
+    _, decade = _log_table()
+    signed = keys.view(np.int32).ravel()
+    mag = np.abs(signed.astype(np.int64))
+    m = np.maximum(mag - 1, 0)
+    e = m // decade
+    w = m - e * decade
+    c = w // CELL
+    zero = mag == 0
+    cell = np.where(zero, 0, 1 + e * per_decade + c).astype(np.uint32)
+    within = (_inverse_log_table()[w] - first[c]).astype(np.int64)
+    size = np.where(zero, 1, size_of[c])
+    residuals = _zigzag(_lorenzo(cell.reshape(keys.shape), order)).ravel()
+    signs = np.packbits(signed < 0, bitorder="little")
+    signs = np.concatenate([signs, np.zeros(-signs.size % 4, np.uint8)]).view("<u4")
+    parts = [residuals, signs.astype(np.uint32)]
+    for base, members in _groups(size):
+        parts.append(_pack_radix(within[members], base))
+    return np.concatenate(parts)
+
+
+def _split_values(words: np.ndarray, shape: tuple[int, int, int], order: int) -> np.ndarray:
+    """Float32 grid from the words of codes 5/6 (same arithmetic as :func:`_decimal_values`)."""
+    first, size_of, per_decade = _cell_tables()
+    n = math.prod(shape)
+    cell = _unlorenzo(_unzigzag(words[:n].reshape(shape)), order).ravel().view(np.int32)
+    n_sign_words = -(-n // 32)
+    negative = np.unpackbits(
+        np.ascontiguousarray(words[n : n + n_sign_words], dtype="<u4").view(np.uint8),
+        count=n,
+        bitorder="little",
+    ).view(bool)
+    zero = cell == 0
+    c = cell - 1
+    e = c // per_decade
+    c -= e * per_decade
+    c[zero] = 0
+    index = first[c]
+    size = size_of[c]
+    size[zero] = 1
+    pos = n + n_sign_words
+    for base, members in _groups(size):
+        n_words = -(-members.size // _radix_per_word(base))
+        index[members] += _unpack_radix(words[pos : pos + n_words], base, members.size)
+        pos += n_words
+    if pos != words.size:
+        raise ValueError(f"decimal split words: expected {pos}, got {words.size}")
+    e[zero] = 5 - EXP_MIN
+    return _values_from_digits(index, e, negative, zero).reshape(shape)
 
 
 # ---------------------------------------------------------------------------------- public
@@ -265,12 +412,14 @@ def encode_as(values: np.ndarray, code: int) -> np.ndarray | None:
     if code in (FLOAT_L1, FLOAT_L2):
         keys = _float_keys(x)
         order = 1 if code == FLOAT_L1 else 2
-    elif code in (DECIMAL_L1, DECIMAL_L2):
+    elif code in DECIMAL_CODES:
         decimal = _decimal_keys(x)
         if decimal is None:
             return None
         keys = decimal
-        order = 1 if code == DECIMAL_L1 else 2
+        order = 1 if code in (DECIMAL_L1, SPLIT_L1) else 2
+        if code in (SPLIT_L1, SPLIT_L2) and x.size:
+            return _split_encode(keys.reshape(x.shape), order)
     else:
         raise ValueError(f"unknown encoding code {code}")
     if x.size == 0:
@@ -281,14 +430,14 @@ def encode_as(values: np.ndarray, code: int) -> np.ndarray | None:
 def encode(
     values: np.ndarray,
     size_of: Callable[[np.ndarray], int],
-    codes: tuple[int, ...] = (FLOAT_L1, FLOAT_L2, DECIMAL_L1, DECIMAL_L2),
+    codes: tuple[int, ...] = (FLOAT_L1, FLOAT_L2, *DECIMAL_CODES),
 ) -> tuple[int, np.ndarray]:
     """``(code, words)`` with the smallest ``size_of(words)`` (compressed bytes) among the
     applicable ``codes``. Decimal codes apply only to six-digit decimals; when they do, float
     codes are not tried (they would keep the binary-rounding noise bits)."""
     x = np.asarray(values, dtype=np.float32)
-    decimal_codes = [c for c in codes if c in (DECIMAL_L1, DECIMAL_L2)]
-    other_codes = [c for c in codes if c not in (DECIMAL_L1, DECIMAL_L2)]
+    decimal_codes = [c for c in codes if c in DECIMAL_CODES]
+    other_codes = [c for c in codes if c not in DECIMAL_CODES]
     candidates: list[tuple[int, np.ndarray]] = []
     if decimal_codes and x.size:
         for code in decimal_codes:
@@ -308,11 +457,16 @@ def encode(
 
 def decode(words: np.ndarray, code: int, shape: tuple[int, int, int]) -> np.ndarray:
     """Float32 grid of ``shape`` from the flat uint32 ``words`` of encoding ``code``."""
+    if code not in ENCODINGS:
+        raise ValueError(f"unknown encoding code {code}")
+    if code in (SPLIT_L1, SPLIT_L2):
+        order = 1 if code == SPLIT_L1 else 2
+        if math.prod(shape) == 0:
+            return np.empty(shape, np.float32)
+        return _split_values(np.asarray(words, dtype=np.uint32), shape, order)
     w = np.asarray(words, dtype=np.uint32).reshape(shape)
     if code == RAW:
         return w.view(np.float32).copy()
-    if code not in ENCODINGS:
-        raise ValueError(f"unknown encoding code {code}")
     order = 1 if code in (FLOAT_L1, DECIMAL_L1) else 2
     keys = _unlorenzo(_unzigzag(w), order)  # _unzigzag allocates: ``words`` stays untouched
     if code in (FLOAT_L1, FLOAT_L2):

@@ -31,13 +31,16 @@ numeric array has a ``units`` attribute, "1" for dimensionless ones)
     ``grid_origin``    float64 [n, 2, 3]  position of point (0, 0, 0), bohr (NaN when absent)
     ``grid_spacing``   float64 [n, 2, 3]  step along x, y, z, bohr (NaN when absent)
     ``encoding``       uint8   [n, 2]     value encoding code per molecule and field
+    ``word_offset``    int64   [n + 1, 2] molecule ``i``'s words of field ``f`` are
+                                          ``word_offset[i, f]:word_offset[i + 1, f]``
 
 Value arrays (sharded)
     ``density``        uint32  [P_density]  encoded electron density, decodes to float32 e/bohr^3
     ``esp``            uint32  [P_esp]      encoded electrostatic potential, float32 hartree/e
 
     Molecules are concatenated in position order; molecule ``i``'s words of field ``f`` are
-    ``[offset_f[i], offset_f[i + 1])`` with ``offset_f = [0, cumsum(prod(grid_shape[:, f]))]``.
+    ``[word_offset[i, f], word_offset[i + 1, f])`` (one word per grid point, except for the
+    decimal split encodings, which add sign and digit words).
     Within a molecule the words follow the grid's C order (x slowest, z fastest, as in cube
     files). ``rhoflow.store.codec.decode(words, encoding[i, f], grid_shape[i, f])`` gives the
     exact float32 grid the engine produced. The arrays use the Zarr v3 sharding codec: inner
@@ -47,10 +50,10 @@ Value arrays (sharded)
     overlaps, located through the shard file's index.
 
 Files
-    A store holds 21 files (root + 11 arrays' ``zarr.json`` + 9 single-chunk tables) plus, per
+    A store holds 23 files (root + 12 arrays' ``zarr.json`` + 10 single-chunk tables) plus, per
     field, ``ceil(P_f / shard_values)`` shard files. 1,000 PCQM4Mv2 molecules on the psi4
-    0.4 bohr / 4 bohr-overage grid (~155 k points each) give 21 + 3 + 3 = 27 files; 1,000
-    128**3 box grids give 21 + 32 + 32 = 85 at the default, 37 with ``shard_values=2**28``
+    0.4 bohr / 4 bohr-overage grid (~155 k points each) give 23 + 3 + 3 = 29 files; 1,000
+    128**3 box grids give 23 + 32 + 32 = 87 at the default, 39 with ``shard_values=2**28``
     (the writer then buffers 1 GiB per field).
 
 Beside the store, the density rule writes the stage ledger ``<shard>.ledger.tsv`` (see
@@ -64,7 +67,7 @@ from pathlib import Path
 from zarr.codecs import BloscCodec
 
 FORMAT = "rhoflow-density-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 FIELDS: tuple[str, ...] = ("density", "esp")
 """Value fields, in the order of the field axis of ``grid_*`` and ``encoding``."""
@@ -79,6 +82,7 @@ UNITS: dict[str, str] = {
     "atomic_numbers": "1",
     "atom_offset": "1",
     "encoding": "1",
+    "word_offset": "1",
 }
 """``units`` attribute of every numeric array ("1": dimensionless counts, indices, codes)."""
 

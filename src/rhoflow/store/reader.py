@@ -48,7 +48,10 @@ TABLES: tuple[str, ...] = (
     "grid_origin",
     "grid_spacing",
     "encoding",
+    "word_offset",
 )
+READABLE_VERSIONS = (1, FORMAT_VERSION)
+"""Format versions this reader opens (version 1 had no ``word_offset``: one word per point)."""
 
 
 def _check_attrs(path: Path, attrs: dict[str, Any]) -> None:
@@ -56,11 +59,15 @@ def _check_attrs(path: Path, attrs: dict[str, Any]) -> None:
         raise IncompleteStoreError(f"{path}: not a {FORMAT} (attributes {sorted(attrs)})")
     if attrs.get("complete") is not True:
         raise IncompleteStoreError(f"{path}: store is incomplete (no completion marker)")
-    if attrs.get("format_version") != FORMAT_VERSION:
+    if attrs.get("format_version") not in READABLE_VERSIONS:
         raise ValueError(
             f"{path}: format version {attrs.get('format_version')}, "
-            f"this rhoflow reads {FORMAT_VERSION}"
+            f"this rhoflow reads {READABLE_VERSIONS}"
         )
+
+
+def _tables(attrs: dict[str, Any]) -> tuple[str, ...]:
+    return TABLES if attrs.get("format_version") != 1 else TABLES[:-1]
 
 
 Loaded = tuple[dict[str, Any], dict[str, np.ndarray], dict[str, DirectReader | None]]
@@ -80,7 +87,7 @@ def _load_direct(path: Path) -> Loaded | None:
     attrs = dict(root.get("attributes") or {})
     _check_attrs(path, attrs)
     tables: dict[str, np.ndarray] = {}
-    for name in TABLES:
+    for name in _tables(attrs):
         table = read_table(path / name, array_metadata(path / name))
         if table is None:
             return None
@@ -104,11 +111,12 @@ async def _load_zarr(
         raise IncompleteStoreError(f"{path}: not a density store ({exc})") from exc
     attrs = dict(group.attrs)
     _check_attrs(path, attrs)
-    nodes = await asyncio.gather(*(group.getitem(name) for name in TABLES + FIELDS))
-    data = await asyncio.gather(*(node.getitem(...) for node in nodes[: len(TABLES)]))
-    tables = {name: np.asarray(d) for name, d in zip(TABLES, data, strict=True)}
+    names = _tables(attrs)
+    nodes = await asyncio.gather(*(group.getitem(name) for name in names + FIELDS))
+    data = await asyncio.gather(*(node.getitem(...) for node in nodes[: len(names)]))
+    tables = {name: np.asarray(d) for name, d in zip(names, data, strict=True)}
     arrays = {
-        name: zarr.Array(node) for name, node in zip(FIELDS, nodes[len(TABLES) :], strict=True)
+        name: zarr.Array(node) for name, node in zip(FIELDS, nodes[len(names) :], strict=True)
     }
     return attrs, tables, arrays
 
@@ -134,9 +142,12 @@ class ShardStore:
         self.ids: list[str] = [str(x) for x in tables["ids"].tolist()]
         self._meta = tables["meta"]
         self._atoms = (tables["atomic_numbers"], tables["coords"])
-        sizes = np.prod(self.shape.astype(np.int64), axis=2)  # [n, 2]
-        self.offsets = np.zeros((len(sizes) + 1, len(FIELDS)), dtype=np.int64)
-        np.cumsum(sizes, axis=0, out=self.offsets[1:])
+        if "word_offset" in tables:
+            self.offsets: np.ndarray = tables["word_offset"].astype(np.int64)  # [n + 1, 2]
+        else:  # format version 1: one word per grid point
+            sizes = np.prod(self.shape.astype(np.int64), axis=2)
+            self.offsets = np.zeros((len(sizes) + 1, len(FIELDS)), dtype=np.int64)
+            np.cumsum(sizes, axis=0, out=self.offsets[1:])
         self._values = arrays  # zarr arrays, used only where no direct reader applies
         self._direct = readers
 

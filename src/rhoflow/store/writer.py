@@ -17,7 +17,6 @@ directory, which has no ``complete`` attribute and which readers refuse.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -51,6 +50,8 @@ DEFAULT_CODES: tuple[int, ...] = (
     codec.FLOAT_L2,
     codec.DECIMAL_L1,
     codec.DECIMAL_L2,
+    codec.SPLIT_L1,
+    codec.SPLIT_L2,
 )
 
 
@@ -148,6 +149,7 @@ class StoreWriter(AbstractContextManager["StoreWriter"]):
         self._numbers: list[np.ndarray] = []
         self._coords: list[np.ndarray] = []
         self._shape: list[np.ndarray] = []
+        self._words: list[np.ndarray] = []
         self._origin: list[np.ndarray] = []
         self._spacing: list[np.ndarray] = []
         self._encoding: list[np.ndarray] = []
@@ -253,6 +255,7 @@ class StoreWriter(AbstractContextManager["StoreWriter"]):
         self._origin.append(np.stack([e[1] for e in encoded]))
         self._spacing.append(np.stack([e[2] for e in encoded]))
         self._encoding.append(np.array([e[3] for e in encoded], np.uint8))
+        self._words.append(np.array([e[4].size for e in encoded], np.int64))
 
     def _table(self, name: str, data: np.ndarray, **attributes: Any) -> None:
         assert self._group is not None
@@ -309,11 +312,13 @@ class StoreWriter(AbstractContextManager["StoreWriter"]):
             fields=list(FIELDS),
             codes={str(k): v for k, v in codec.ENCODINGS.items()},
         )
-        expected = {
-            name: int(sum(math.prod(s[f]) for s in self._shape)) for f, name in enumerate(FIELDS)
-        }
+        words = np.stack(self._words) if n else np.empty((0, len(FIELDS)), np.int64)
+        offsets = np.zeros((n + 1, len(FIELDS)), np.int64)
+        np.cumsum(words, axis=0, out=offsets[1:])
+        self._table("word_offset", offsets, units=UNITS["word_offset"], fields=list(FIELDS))
+        expected = {name: int(offsets[-1, f]) for f, name in enumerate(FIELDS)}
         if expected != points:  # pragma: no cover - internal consistency
-            raise AssertionError(f"value stream lengths {points} != grid sizes {expected}")
+            raise AssertionError(f"value stream lengths {points} != word counts {expected}")
         self._group.attrs.update(
             {
                 "n_molecules": n,
