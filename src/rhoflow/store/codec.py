@@ -229,10 +229,14 @@ _BLOCK = 1 << 16
 
 
 def _values_from_digits(
-    index: np.ndarray, decade_index: np.ndarray, negative: np.ndarray, zero: np.ndarray
+    index: np.ndarray,
+    decade_index: np.ndarray,
+    negative: np.ndarray | None,
+    zero: np.ndarray | None,
 ) -> np.ndarray:
     """Float32 values ``±(SIG_MIN + index) * 10**(decade_index + EXP_MIN - 5)`` (flat arrays;
-    0 where ``zero``; ``decade_index`` must be a valid entry there). One exactly rounded
+    negative where ``negative``, 0 where ``zero`` (None: nowhere); ``decade_index`` must be a
+    valid entry where ``zero``). One exactly rounded
     float64 operation per value when the power of ten is within 1e±22, several exact steps
     otherwise: deterministic on every IEEE platform."""
     out = np.empty(index.size, dtype=np.float32)
@@ -258,8 +262,10 @@ def _values_from_digits(
                 v = np.where(step > 0, v * _POW10[np.abs(step)], v / _POW10[np.abs(step)])
                 p = p - step
             value[far] = v
-        np.negative(value, out=value, where=negative[block])
-        value[zero[block]] = 0.0
+        if negative is not None:
+            np.negative(value, out=value, where=negative[block])
+        if zero is not None:
+            value[zero[block]] = 0.0
         out[block] = value
     return out
 
@@ -276,7 +282,10 @@ def _decimal_values(keys: np.ndarray) -> np.ndarray:
     decade_index[zero] = 5 - EXP_MIN  # any valid entry; zeros are set to 0 at the end
     within[zero] = 0
     index = _inverse_log_table()[within]
-    return _values_from_digits(index, decade_index, k < 0, zero).reshape(keys.shape)
+    negative = k < 0
+    return _values_from_digits(
+        index, decade_index, negative if negative.any() else None, zero if zero.any() else None
+    ).reshape(keys.shape)
 
 
 # ------------------------------------------------------------------- decimal split (codes 5/6)
@@ -374,19 +383,25 @@ def _split_values(words: np.ndarray, shape: tuple[int, int, int], order: int) ->
     n = math.prod(shape)
     cell = _unlorenzo(_unzigzag(words[:n].reshape(shape)), order).ravel().view(np.int32)
     n_sign_words = -(-n // 32)
-    negative = np.unpackbits(
-        np.ascontiguousarray(words[n : n + n_sign_words], dtype="<u4").view(np.uint8),
-        count=n,
-        bitorder="little",
-    ).view(bool)
+    sign_words = words[n : n + n_sign_words]
+    negative = None
+    if sign_words.any():
+        negative = np.unpackbits(
+            np.ascontiguousarray(sign_words, dtype="<u4").view(np.uint8),
+            count=n,
+            bitorder="little",
+        ).view(bool)
     zero = cell == 0
+    has_zero = bool(zero.any())
     c = cell - 1
     e = c // per_decade
     c -= e * per_decade
-    c[zero] = 0
+    if has_zero:
+        c[zero] = 0
     index = first[c]
     size = size_of[c]
-    size[zero] = 1
+    if has_zero:
+        size[zero] = 1
     pos = n + n_sign_words
     for base, members in _groups(size):
         n_words = -(-members.size // _radix_per_word(base))
@@ -394,8 +409,9 @@ def _split_values(words: np.ndarray, shape: tuple[int, int, int], order: int) ->
         pos += n_words
     if pos != words.size:
         raise ValueError(f"decimal split words: expected {pos}, got {words.size}")
-    e[zero] = 5 - EXP_MIN
-    return _values_from_digits(index, e, negative, zero).reshape(shape)
+    if has_zero:
+        e[zero] = 5 - EXP_MIN
+    return _values_from_digits(index, e, negative, zero if has_zero else None).reshape(shape)
 
 
 # ---------------------------------------------------------------------------------- public
