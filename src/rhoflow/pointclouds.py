@@ -28,8 +28,8 @@ import numpy as np
 import zarr
 
 from rhoflow.density.result import Grid
-from rhoflow.io import atomic_path, write_ids
-from rhoflow.ledger import LedgerRow, each_molecule
+from rhoflow.io import atomic_path
+from rhoflow.ledger import LedgerRow, fill_rows
 
 ANGSTROM_PER_BOHR = 0.529177210903
 """CODATA 2018 bohr radius in Å."""
@@ -123,9 +123,9 @@ def build_shard(
     n, p = len(store), int(s["n_points"])
     failures: list[LedgerRow] = []
 
-    def compute(pos: int) -> np.ndarray:
+    def compute(pos: int) -> list[np.ndarray]:
         seed = molecule_seed(int(s["seed"]), store.ids[pos])
-        return point_cloud(store.grid(pos, "density"), s, seed)
+        return [point_cloud(store.grid(pos, "density"), s, seed)]
 
     with atomic_path(out_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
@@ -142,9 +142,5 @@ def build_shard(
         points = group.create_array(
             "points", shape=(n, p, len(FEATURES)), dtype="float32", chunks=(1, p, len(FEATURES))
         )
-        done: list[str] = []
-        for _, mol_id, cloud in each_molecule(store.ids, "pointclouds", compute, failures):
-            points[len(done)] = cloud
-            done.append(mol_id)
-        write_ids(group, done, [points])
+        fill_rows(group, [points], store.ids, "pointclouds", compute, failures)
     return failures

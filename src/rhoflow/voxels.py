@@ -71,8 +71,8 @@ from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
 from rhoflow.density.result import Grid
-from rhoflow.io import atomic_path, write_ids
-from rhoflow.ledger import LedgerRow, each_molecule
+from rhoflow.io import atomic_path
+from rhoflow.ledger import LedgerRow, fill_rows
 
 ANGSTROM_PER_BOHR = 0.529177210903
 """CODATA 2018 bohr radius in Å."""
@@ -461,12 +461,12 @@ def build_shard(
     f16_max = float(np.finfo(np.float16).max)
     failures: list[LedgerRow] = []
 
-    def compute(pos: int) -> np.ndarray:
+    def compute(pos: int) -> list[np.ndarray]:
         numbers, coords = store.atoms(pos)
         cube = voxelize(numbers, coords, store.grid(pos, "density"), s)
         if not np.all(np.isfinite(cube)):
             raise ValueError("voxel grid has non-finite values")
-        return np.clip(cube, -f16_max, f16_max).astype(np.float16)
+        return [np.clip(cube, -f16_max, f16_max).astype(np.float16)]
 
     with atomic_path(out_path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
@@ -490,9 +490,5 @@ def build_shard(
             dtype="float16",
             chunks=(1, len(CHANNELS), d, d, d),
         )
-        done: list[str] = []
-        for _, mol_id, cube in each_molecule(store.ids, "voxels", compute, failures):
-            voxels[len(done)] = cube
-            done.append(mol_id)
-        write_ids(group, done, [voxels])
+        fill_rows(group, [voxels], store.ids, "voxels", compute, failures)
     return failures

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from rhoflow.io import atomic_path, write_ids
-from rhoflow.ledger import LedgerRow, each_molecule
+from rhoflow.io import atomic_path
+from rhoflow.ledger import LedgerRow, fill_rows
 from rhoflow.render.pymol_scene import (
     pymol_session,
     render_density_views,
@@ -74,23 +74,17 @@ def build_shard(
         )
         with pymol_session() as cmd:
 
-            def compute(pos: int) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+            def compute(pos: int) -> tuple[np.ndarray, np.ndarray]:
                 numbers, coords = store.atoms(pos)
                 esp = store.grid(pos, "esp") if store.has(pos, "esp") else None
                 t0 = time.perf_counter()
                 d = render_density_views(cmd, numbers, coords, store.grid(pos, "density"), esp, s)
                 t1 = time.perf_counter()
                 st = render_structure_views(cmd, numbers, coords, s)
-                t2 = time.perf_counter()
-                return d, st, {"density_s": t1 - t0, "structure_s": t2 - t1}
+                timing.append({"density_s": t1 - t0, "structure_s": time.perf_counter() - t1})
+                return d, st
 
-            done: list[str] = []
-            for _, mol_id, (d, st, t) in each_molecule(store.ids, "render", compute, failures):
-                dens[len(done)] = d
-                struct[len(done)] = st
-                timing.append(t)
-                done.append(mol_id)
-        write_ids(group, done, [dens, struct])
+            done = fill_rows(group, [dens, struct], store.ids, "render", compute, failures)
         group.attrs.update(
             {
                 "format": FORMAT,
