@@ -178,7 +178,7 @@ def main() -> None:
     warm = timed(ids)
     stats("get, warm (random ids)", warm)
     stats("  CPU time of the same reads (all threads)", cpu)
-    is_dec = [encoding(ds, i) in (codec.DECIMAL_L1, codec.DECIMAL_L2) for i in ids]
+    is_dec = [encoding(ds, i) in codec.DECIMAL_CODES for i in ids]
     stats("  of which float32 encodings", [s for s, d in zip(warm, is_dec, strict=True) if not d])
     stats("  of which decimal6 encodings", [s for s, d in zip(warm, is_dec, strict=True) if d])
     evict(shards)
