@@ -41,6 +41,7 @@ demo: env
 	@echo "  results/conformers/   conformers per shard (.parquet) and their ledgers"
 	@echo "  results/density/      <engine>/<shard>.zarr density stores (+ ledgers), <engine>/index.parquet"
 	@echo "  results/voxels/       voxel grids per shard;  results/pointclouds/  point clouds per shard"
+	@echo "  results/render/       RGB-D density + structure images per shard; gallery/ PNGs"
 	@echo "  results/summary/      stages.md / stages.tsv: molecules kept and failures per reason"
 	@echo "  inspect: .venv/bin/rhoflow store info results/density/psi4/demo-00000.zarr"
 	@cat results/summary/stages.md
