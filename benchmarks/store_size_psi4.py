@@ -11,6 +11,11 @@ The cube size and the compressibility depend on the grid and the smoothness of t
 not on the method: ``--method hf --basis sto-3g`` (default) keeps this affordable on 2 cores.
 
     .venv/bin/python benchmarks/store_size_psi4.py [--n 50] [--workers 2]
+    .venv/bin/python benchmarks/store_size_psi4.py --stores results/density/psi4/*.zarr
+
+``--stores`` skips psi4 and re-measures molecules already computed by the workflow (e.g. the
+PCQM4Mv2 B3LYP/6-31G** stores of ``representation_cost.py --pcqm``): their values are the
+cube values psi4 wrote, bit for bit.
 """
 
 from __future__ import annotations
@@ -56,10 +61,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--method", default="hf")
     parser.add_argument("--basis", default="sto-3g")
+    parser.add_argument("--stores", nargs="*", type=Path, default=[])
     args = parser.parse_args()
     settings = {"method": args.method, "basis": args.basis, "timeout_s": 1800}
     start = time.perf_counter()
-    results = [r for r in iter_shard("psi4", molecules(args.n), settings, args.workers, 1)]
+    if args.stores:
+        results = [open_store(p).result(i) for p in args.stores for i in open_store(p).ids]
+        args.method, args.basis = (results[0].provenance.get(k, "?") for k in ("method", "basis"))
+    else:
+        results = list(iter_shard("psi4", molecules(args.n), settings, args.workers, 1))
     failed = [r for r in results if isinstance(r, LedgerRow)]
     done = [r for r in results if not isinstance(r, LedgerRow)]
     psi4_s = time.perf_counter() - start
@@ -84,7 +94,8 @@ def main() -> None:
     n = len(done)
     points = sum(int(np.prod(r.density.values.shape)) for r in done)
     print(f"psi4 {args.method}/{args.basis}: {n} molecules ({len(failed)} failed), "
-          f"{points / n:,.0f} grid points per molecule, {psi4_s / max(n, 1):.1f} s per molecule")
+          f"{points / n:,.0f} grid points per molecule"
+          + ("" if args.stores else f", {psi4_s / max(n, 1):.1f} s per molecule"))
     per_k = 1000 / n
     print(f"cube text  : {cube_bytes * per_k / 1e9:.3f} GB, {cube_files * per_k:,.0f} files "
           "per 1,000 molecules")

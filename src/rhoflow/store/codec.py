@@ -417,6 +417,19 @@ def _split_values(words: np.ndarray, shape: tuple[int, int, int], order: int) ->
 # ---------------------------------------------------------------------------------- public
 
 
+def _order(code: int) -> int:
+    return 1 if code in (FLOAT_L1, DECIMAL_L1, SPLIT_L1) else 2
+
+
+def _words(keys: np.ndarray, code: int) -> np.ndarray:
+    """Words of ``code`` from its 3-D keys (float keys for 1/2, decimal keys otherwise)."""
+    if keys.size == 0:
+        return keys.ravel()
+    if code in (SPLIT_L1, SPLIT_L2):
+        return _split_encode(keys, _order(code))
+    return _zigzag(_lorenzo(keys, _order(code))).ravel()
+
+
 def encode_as(values: np.ndarray, code: int) -> np.ndarray | None:
     """Flat uint32 words of a 3-D float32 grid under encoding ``code``; ``None`` when the code
     does not apply (decimal codes on values that are not six-digit decimals)."""
@@ -426,21 +439,11 @@ def encode_as(values: np.ndarray, code: int) -> np.ndarray | None:
     if code == RAW:
         return np.ascontiguousarray(x).view(np.uint32).ravel()
     if code in (FLOAT_L1, FLOAT_L2):
-        keys = _float_keys(x)
-        order = 1 if code == FLOAT_L1 else 2
-    elif code in DECIMAL_CODES:
-        decimal = _decimal_keys(x)
-        if decimal is None:
-            return None
-        keys = decimal
-        order = 1 if code in (DECIMAL_L1, SPLIT_L1) else 2
-        if code in (SPLIT_L1, SPLIT_L2) and x.size:
-            return _split_encode(keys.reshape(x.shape), order)
-    else:
-        raise ValueError(f"unknown encoding code {code}")
-    if x.size == 0:
-        return keys.ravel()
-    return _zigzag(_lorenzo(keys, order)).ravel()
+        return _words(_float_keys(x), code)
+    if code in DECIMAL_CODES:
+        keys = _decimal_keys(x)
+        return None if keys is None else _words(keys.reshape(x.shape), code)
+    raise ValueError(f"unknown encoding code {code}")
 
 
 def encode(
@@ -450,25 +453,31 @@ def encode(
 ) -> tuple[int, np.ndarray]:
     """``(code, words)`` with the smallest ``size_of(words)`` (compressed bytes) among the
     applicable ``codes``. Decimal codes apply only to six-digit decimals; when they do, float
-    codes are not tried (they would keep the binary-rounding noise bits)."""
+    codes are not tried (they would keep the binary-rounding noise bits). The chosen words are
+    decoded once and compared bit for bit with ``values`` (the next smallest, and finally
+    raw float32, if that ever failed), so what is stored always reads back exactly."""
     x = np.asarray(values, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"grid values must be 3-D, got shape {x.shape}")
     decimal_codes = [c for c in codes if c in DECIMAL_CODES]
-    other_codes = [c for c in codes if c not in DECIMAL_CODES]
+    other_codes = [c for c in codes if c not in DECIMAL_CODES and c != RAW]
     candidates: list[tuple[int, np.ndarray]] = []
-    if decimal_codes and x.size:
-        for code in decimal_codes:
-            words = encode_as(x, code)
-            if words is None:
-                break
-            candidates.append((code, words))
-    if not candidates:
-        for code in other_codes or [RAW]:
-            words = encode_as(x, code)
-            assert words is not None
-            candidates.append((code, words))
-    if len(candidates) == 1:
-        return candidates[0]
-    return min(candidates, key=lambda item: size_of(item[1]))
+    keys = _decimal_keys(x) if decimal_codes and x.size else None
+    if keys is not None:
+        candidates = [(c, _words(keys.reshape(x.shape), c)) for c in decimal_codes]
+    elif other_codes:
+        float_keys = _float_keys(x)
+        candidates = [(c, _words(float_keys, c)) for c in other_codes]
+    raw = (RAW, np.ascontiguousarray(x).view(np.uint32).ravel())
+    if not candidates or x.size == 0:
+        return candidates[0] if candidates else raw
+    if len(candidates) > 1:
+        candidates.sort(key=lambda item: size_of(item[1]))
+    bits = x.view(np.uint32)
+    for code, words in candidates:
+        if np.array_equal(decode(words, code, x.shape).view(np.uint32), bits):
+            return code, words
+    return raw  # pragma: no cover - every code is exact; this guards the guarantee
 
 
 def decode(words: np.ndarray, code: int, shape: tuple[int, int, int]) -> np.ndarray:
