@@ -22,17 +22,36 @@ def shared_file(relative: str) -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile in ``workdir`` with the venv's snakemake."""
+FAST_CONFORMERS = {
+    "method": "etkdg",
+    "n_conformers": 2,
+    "k_lowest": 1,
+    "reoptimize": "none",
+    "threads": 1,
+}
+"""A conformers config section that keeps workflow tests quick."""
+
+
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The venv's snakemake on the project's Snakefile in ``workdir``, plus ``args``."""
     exe = Path(sys.executable).with_name("snakemake")
-    cmd = [str(exe), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    # rules call `python`: the one of this venv, as after `source .venv/bin/activate`
-    env = dict(
+    return [str(exe), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+
+
+def snakemake_env() -> dict[str, str]:
+    """Environment for rules that call `python`: the one of this venv, as after
+    `source .venv/bin/activate`."""
+    return dict(
         os.environ,
         PYTHONPATH=str(REPO / "src"),
-        PATH=f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in ``workdir`` with the venv's snakemake."""
+    cmd = snakemake_command(workdir, *args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=snakemake_env(), timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

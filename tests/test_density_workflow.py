@@ -7,13 +7,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 import zarr
-from conftest import REPO
+from conftest import FAST_CONFORMERS, snakemake_command, snakemake_env
 
 from rhoflow.ledger import read_ledger
 from rhoflow.store import IncompleteStoreError, open_dataset, open_store
@@ -28,13 +27,7 @@ def write_config(workdir, engines, **engine_settings):
     config = {
         "sources": [{"name": "t", "format": "smiles", "path": "mols.smi"}],
         "shards": {"shard_size": 10, "threads": 1},
-        "conformers": {
-            "method": "etkdg",
-            "n_conformers": 2,
-            "k_lowest": 1,
-            "reoptimize": "none",
-            "threads": 1,
-        },
+        "conformers": FAST_CONFORMERS,
         "density": {"engines": engines, "threads": 1, "workers": 1, **engine_settings},
         "voxels": {"engine": engines[0], "edge_angstrom": 12.0},
         "pointclouds": {"engine": engines[0], "n_points": 64},
@@ -44,22 +37,7 @@ def write_config(workdir, engines, **engine_settings):
 
 
 def snakemake_cmd(workdir, *args):
-    exe = os.path.join(os.path.dirname(sys.executable), "snakemake")
-    return [
-        exe,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "1",
-        *args,
-    ]
-
-
-def snakemake_env():
-    bindir = os.path.dirname(sys.executable)
-    return dict(os.environ, PYTHONPATH=str(REPO / "src"), PATH=f"{bindir}:{os.environ['PATH']}")
+    return snakemake_command(workdir, "--cores", "1", *args)
 
 
 def test_sigkill_mid_shard_then_rerun_incomplete(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import FAST_CONFORMERS, REPO, run_snakemake
 
 from rhoflow.ledger import read_ledger
 from rhoflow.molecule import read_molecules
@@ -123,13 +123,7 @@ def test_source_path_may_be_an_http_url(tmp_path):
         url = f"http://127.0.0.1:{server.server_address[1]}/mols.smi"
         config = {
             "sources": [{"name": "web", "format": "smiles", "path": url}],
-            "conformers": {
-                "method": "etkdg",
-                "n_conformers": 2,
-                "k_lowest": 1,
-                "reoptimize": "none",
-                "threads": 1,
-            },
+            "conformers": FAST_CONFORMERS,
         }
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
         run_snakemake(workdir, "--cores", "1", "--until", "shards")

@@ -36,10 +36,12 @@ def summarize(
 
         for store in stores:
             out[f"density_{Path(store).parent.name}"] += len(open_store(store))
-    for group in representations:
+    if representations:
         import zarr
 
-        out[Path(group).parent.name] += zarr.open_array(str(Path(group) / "ids"), mode="r").shape[0]
+        for group in representations:
+            ids = zarr.open_array(str(Path(group) / "ids"), mode="r")
+            out[Path(group).parent.name] += ids.shape[0]
     reasons: Counter[tuple[str, str]] = Counter()
     for ledger in ledgers:
         reasons.update(count_reasons(read_ledger(ledger)))

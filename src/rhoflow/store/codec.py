@@ -181,9 +181,10 @@ def _unzigzag(words: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------ decimal keys
 
 
-def _decimal_keys(values: np.ndarray) -> np.ndarray | None:
+def _decimal_keys(values: np.ndarray, verify: bool = True) -> np.ndarray | None:
     """Decimal keys (uint32 view of int32) if every value is a <= 6-significant-digit decimal
-    that decodes back to the identical float32 bits, else ``None``."""
+    that decodes back to the identical float32 bits, else ``None``. ``verify=False`` skips
+    the decoding check (for callers that check the encoded words themselves)."""
     x = np.ascontiguousarray(values, dtype=np.float32)
     if not np.all(np.isfinite(x)):
         return None
@@ -205,9 +206,10 @@ def _decimal_keys(values: np.ndarray) -> np.ndarray | None:
     table, decade = _log_table()
     magnitude = 1 + (exponent - EXP_MIN) * decade + table[sig - SIG_MIN]
     keys = np.where(nonzero, np.where(np.signbit(x), -magnitude, magnitude), 0).astype(np.int32)
-    decoded = _decimal_values(keys.view(np.uint32))
-    if not np.array_equal(decoded.view(np.uint32), x.view(np.uint32)):
-        return None
+    if verify:
+        decoded = _decimal_values(keys.view(np.uint32))
+        if not np.array_equal(decoded.view(np.uint32), x.view(np.uint32)):
+            return None
     return keys.view(np.uint32)
 
 
@@ -417,6 +419,10 @@ def _split_values(words: np.ndarray, shape: tuple[int, int, int], order: int) ->
 # ---------------------------------------------------------------------------------- public
 
 
+_SAMPLE = 4096
+"""Values :func:`encode` checks for being six-digit decimals before encoding them all."""
+
+
 def _order(code: int) -> int:
     return 1 if code in (FLOAT_L1, DECIMAL_L1, SPLIT_L1) else 2
 
@@ -452,32 +458,44 @@ def encode(
     codes: tuple[int, ...] = (FLOAT_L1, FLOAT_L2, *DECIMAL_CODES),
 ) -> tuple[int, np.ndarray]:
     """``(code, words)`` with the smallest ``size_of(words)`` (compressed bytes) among the
-    applicable ``codes``. Decimal codes apply only to six-digit decimals; when they do, float
-    codes are not tried (they would keep the binary-rounding noise bits). The chosen words are
-    decoded once and compared bit for bit with ``values`` (the next smallest, and finally
-    raw float32, if that ever failed), so what is stored always reads back exactly."""
+    applicable ``codes``. Decimal codes apply only to six-digit decimals; when one of them
+    reproduces the values, float codes are not tried (they would keep the binary-rounding noise
+    bits). The chosen words are decoded once and compared bit for bit with ``values`` (then the
+    next smallest, the float codes, and finally raw float32), so what is stored always reads
+    back exactly."""
     x = np.asarray(values, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"grid values must be 3-D, got shape {x.shape}")
     decimal_codes = [c for c in codes if c in DECIMAL_CODES]
     other_codes = [c for c in codes if c not in DECIMAL_CODES and c != RAW]
-    candidates: list[tuple[int, np.ndarray]] = []
-    keys = _decimal_keys(x) if decimal_codes and x.size else None
-    if keys is not None:
-        candidates = [(c, _words(keys.reshape(x.shape), c)) for c in decimal_codes]
-    elif other_codes:
-        float_keys = _float_keys(x)
-        candidates = [(c, _words(float_keys, c)) for c in other_codes]
     raw = (RAW, np.ascontiguousarray(x).view(np.uint32).ravel())
-    if not candidates or x.size == 0:
-        return candidates[0] if candidates else raw
-    if len(candidates) > 1:
-        candidates.sort(key=lambda item: size_of(item[1]))
     bits = x.view(np.uint32)
-    for code, words in candidates:
-        if np.array_equal(decode(words, code, x.shape).view(np.uint32), bits):
-            return code, words
-    return raw  # pragma: no cover - every code is exact; this guards the guarantee
+
+    def smallest_exact(candidates: list[tuple[int, np.ndarray]]) -> tuple[int, np.ndarray] | None:
+        if x.size == 0:
+            return candidates[0] if candidates else None
+        if len(candidates) > 1:
+            candidates.sort(key=lambda item: size_of(item[1]))
+        for code, words in candidates:
+            if np.array_equal(decode(words, code, x.shape).view(np.uint32), bits):
+                return code, words
+        return None
+
+    # the decimal keys are checked on a sample only (native floats fail there at once); the
+    # chosen words are checked in full below
+    keys = None
+    if decimal_codes and x.size and _decimal_keys(x.ravel()[:_SAMPLE]) is not None:
+        keys = _decimal_keys(x, verify=False)
+    if keys is not None:
+        chosen = smallest_exact([(c, _words(keys.reshape(x.shape), c)) for c in decimal_codes])
+        if chosen is not None:
+            return chosen
+    if other_codes:
+        float_keys = _float_keys(x)
+        chosen = smallest_exact([(c, _words(float_keys, c)) for c in other_codes])
+        if chosen is not None:
+            return chosen
+    return raw  # asked for, or (never seen) no other code reproduced the values
 
 
 def decode(words: np.ndarray, code: int, shape: tuple[int, int, int]) -> np.ndarray:
