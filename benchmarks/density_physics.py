@@ -34,8 +34,8 @@ import numpy as np
 
 from rhoflow.density import psi4_engine, pyscf_engine, xtb_engine
 from rhoflow.density.common import HARTREE_EV
-from rhoflow.density.result import DensityResult
 from rhoflow.molecule import Molecule, from_rdkit
+from rhoflow.result import DensityResult
 from rhoflow.sources import pcqm4mv2
 
 REPO = Path(__file__).resolve().parents[1]

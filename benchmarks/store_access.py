@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rhoflow.density.result import DensityResult, Grid
+from rhoflow.result import DensityResult, Grid
 from rhoflow.store import codec, disk_usage, open_dataset, write_index, write_store
 
 SPACING = 0.4

@@ -50,7 +50,7 @@ from scipy.special import erf
 
 from rhoflow.cube import read_cube, write_cube
 from rhoflow.density.grid import cubeprop_grid
-from rhoflow.density.result import DensityResult, Grid
+from rhoflow.result import DensityResult, Grid
 from rhoflow.store import codec, disk_usage, open_store, write_store
 from rhoflow.store.layout import SHARD_VALUES
 

@@ -70,8 +70,8 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import numpy as np
 
     from rhoflow.density import iter_shard
-    from rhoflow.density.result import Grid
     from rhoflow.molecule import Molecule
+    from rhoflow.result import Grid
     from rhoflow.store import write_store
 
     def mol(mol_id: str, numbers: list[int], coords: list[list[float]]) -> Molecule:

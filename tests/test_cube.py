@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rhoflow.cube import ANGSTROM_PER_BOHR, read_cube, write_cube
-from rhoflow.density.result import Grid
+from rhoflow.result import Grid
 
 NUMBERS = np.array([8, 1, 1])
 COORDS = np.array([[0.0, 0.0, 0.2217], [0.0, 1.4309, -0.8867], [0.0, -1.4309, -0.8867]])

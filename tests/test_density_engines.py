@@ -16,9 +16,9 @@ from rhoflow import density
 from rhoflow.cube import read_cube, write_cube
 from rhoflow.density import ENGINES, iter_shard, psi4_engine, pyscf_engine, xtb_engine
 from rhoflow.density.grid import box_grid, cubeprop_grid
-from rhoflow.density.result import DensityResult
 from rhoflow.ledger import LedgerRow
 from rhoflow.molecule import Molecule
+from rhoflow.result import DensityResult
 
 needs_psi4 = pytest.mark.skipif(shutil.which("psi4") is None, reason="psi4 not installed")
 needs_xtb = pytest.mark.skipif(shutil.which("xtb") is None, reason="xtb not installed")

@@ -9,7 +9,7 @@ import pytest
 import zarr
 
 from rhoflow import pointclouds as P
-from rhoflow.density.result import Grid
+from rhoflow.result import Grid
 
 REPO = Path(__file__).resolve().parents[1]
 A = P.ANGSTROM_PER_BOHR

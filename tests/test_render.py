@@ -14,7 +14,6 @@ PIL = pytest.importorskip("PIL.Image")
 
 from scipy.ndimage import binary_fill_holes  # noqa: E402
 
-from rhoflow.density.result import Grid  # noqa: E402
 from rhoflow.render.depth import depth_to_uint8, march_depth  # noqa: E402
 from rhoflow.render.pymol_scene import (  # noqa: E402
     DEFAULTS,
@@ -25,6 +24,7 @@ from rhoflow.render.pymol_scene import (  # noqa: E402
     setup_density_scene,
 )
 from rhoflow.render.store import build_shard, export_pngs  # noqa: E402
+from rhoflow.result import Grid  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SPACING = 0.2  # bohr

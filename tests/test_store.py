@@ -13,8 +13,8 @@ import zarr
 from conftest import FIXTURES
 
 from rhoflow.cube import read_cube
-from rhoflow.density.result import DensityResult, Grid
 from rhoflow.ledger import LedgerRow, write_ledger
+from rhoflow.result import DensityResult, Grid
 from rhoflow.store import (
     IncompleteStoreError,
     StoreWriter,

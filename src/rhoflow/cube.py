@@ -20,7 +20,7 @@ The format, line by line (whitespace-separated fields):
    whitespace-separated numbers (psi4 does not break lines at z-column ends).
 
 This module handles axis-aligned grids (diagonal step vectors) with one value per point,
-which is what :class:`rhoflow.density.result.Grid` describes. :func:`write_cube` writes bohr,
+which is what :class:`rhoflow.result.Grid` describes. :func:`write_cube` writes bohr,
 the Gaussian layout and ``E13.5`` numbers (six significant digits), which PyMOL, VMD and
 Avogadro read.
 """
@@ -32,11 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rhoflow.density.result import Grid
 from rhoflow.io import atomic_path
-
-ANGSTROM_PER_BOHR = 0.529177210903
-"""CODATA 2018; used to convert Å-unit cubes (negative voxel counts) to bohr."""
+from rhoflow.result import Grid
+from rhoflow.units import ANGSTROM_PER_BOHR
 
 VALUES_PER_LINE = 6
 

@@ -27,12 +27,10 @@ from typing import Any
 import numpy as np
 import zarr
 
-from rhoflow.density.result import Grid
 from rhoflow.io import atomic_path
 from rhoflow.ledger import LedgerRow, fill_rows
-
-ANGSTROM_PER_BOHR = 0.529177210903
-"""CODATA 2018 bohr radius in Å."""
+from rhoflow.result import Grid
+from rhoflow.units import ANGSTROM_PER_BOHR
 
 FEATURES: tuple[str, ...] = ("x", "y", "z", "density")
 """Columns of each point."""

@@ -70,12 +70,10 @@ import zarr
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
-from rhoflow.density.result import Grid
 from rhoflow.io import atomic_path
 from rhoflow.ledger import LedgerRow, fill_rows
-
-ANGSTROM_PER_BOHR = 0.529177210903
-"""CODATA 2018 bohr radius in Å."""
+from rhoflow.result import Grid
+from rhoflow.units import ANGSTROM_PER_BOHR
 
 ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "S", "Cl", "other")
 """Atom channels, in order; ``other`` collects every other element."""

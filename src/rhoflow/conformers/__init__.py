@@ -189,7 +189,7 @@ def _reoptimize(
     mol: Molecule, candidates: list[np.ndarray], engine: Any
 ) -> tuple[int, np.ndarray, dict[str, Any]]:
     """Minimise every candidate with ``engine``; the lowest: (index, coordinates Å, provenance)."""
-    from rhoflow.conformers.optimize import ANGSTROM_PER_BOHR
+    from rhoflow.units import ANGSTROM_PER_BOHR
 
     results, failures = [], []
     for index, coords in enumerate(candidates):

@@ -26,12 +26,12 @@ from pyscf.semiempirical import mindo3 as _mindo3
 from pyscf.semiempirical import rmindo3_grad, umindo3_grad
 
 from rhoflow.conformers.optimize import (
-    ANGSTROM_PER_BOHR,
     OptimizationResult,
     geometric_version,
     optimize_geometry,
 )
 from rhoflow.parallel import StageFailure
+from rhoflow.units import ANGSTROM_PER_BOHR
 
 SUPPORTED_ELEMENTS: frozenset[int] = frozenset({1, 5, 6, 7, 8, 9, 14, 15, 16, 17})
 """Atomic numbers MINDO/3 has parameters for."""

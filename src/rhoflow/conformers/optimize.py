@@ -32,9 +32,7 @@ import numpy as np
 from geometric.errors import GeomOptNotConvergedError, GeomOptStructureError
 
 from rhoflow.parallel import StageFailure
-
-ANGSTROM_PER_BOHR = 0.529177210903
-"""Bohr radius in Å (CODATA 2018)."""
+from rhoflow.units import ANGSTROM_PER_BOHR
 
 MAX_STEPS = 300
 

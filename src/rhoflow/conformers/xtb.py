@@ -13,12 +13,12 @@ from xtb.libxtb import VERBOSITY_MUTED
 from xtb.utils import get_method
 
 from rhoflow.conformers.optimize import (
-    ANGSTROM_PER_BOHR,
     OptimizationResult,
     geometric_version,
     optimize_geometry,
 )
 from rhoflow.parallel import StageFailure
+from rhoflow.units import ANGSTROM_PER_BOHR
 
 METHOD = "GFN2-xTB"
 MAX_ATOMIC_NUMBER = 86

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rhoflow.density import psi4_engine, pyscf_engine, xtb_engine
-from rhoflow.density.result import DensityResult, Grid
 from rhoflow.ledger import LedgerRow
 from rhoflow.molecule import Molecule
 from rhoflow.parallel import Failure, run_isolated
+from rhoflow.result import DensityResult, Grid
 
 STAGE = "density"
 PARSE_GRACE_S = 60.0

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rhoflow.density.result import Grid
 from rhoflow.parallel import StageFailure
+from rhoflow.result import Grid
 
 DM_TOLERANCE = 1e-4
 """Largest accepted |tr(DS) − N| (electrons)."""

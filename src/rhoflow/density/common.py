@@ -11,14 +11,10 @@ from typing import Any
 import numpy as np
 
 from rhoflow.density.grid import GRID_DEFAULTS, validate_grid_settings
+from rhoflow.elements import MAX_Z_ENGINES, SYMBOLS
 from rhoflow.molecule import Molecule
 from rhoflow.parallel import StageFailure
-
-HARTREE_EV = 27.211386245988
-"""eV per Hartree (CODATA 2018)."""
-
-DEBYE_PER_AU = 2.541746473
-"""Debye per e·bohr (CODATA 2018)."""
+from rhoflow.units import EV_PER_HARTREE
 
 COMMON_DEFAULTS: dict[str, Any] = {
     **GRID_DEFAULTS,
@@ -44,11 +40,6 @@ timeout_s             float      3600         wall-time limit of the engine per 
 
 MULTIPLICITY_MODES = ("molecule", "lowest")
 
-ELEMENTS = (
-    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
-    "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe"
-).split()
-"""Element symbols by atomic number (H–Xe); index 0 is a placeholder."""
 
 BASIS_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9*+(),_-]{0,39}$")
 """Basis set names: ``sto-3g``, ``6-31G**``, ``6-311+G(2d,p)``, ``def2-SVP``, ``cc-pVDZ``."""
@@ -121,7 +112,7 @@ def frontier_labels(homo: float | None, lumo: float | None) -> dict[str, float |
         "homo_hartree": None if homo is None else float(homo),
         "lumo_hartree": None if lumo is None else float(lumo),
         "gap_hartree": gap,
-        "gap_ev": None if gap is None else gap * HARTREE_EV,
+        "gap_ev": None if gap is None else gap * EV_PER_HARTREE,
     }
 
 
@@ -178,9 +169,9 @@ def annotate_functional(components: list[str]) -> str:
 def element_symbols(molecule: Molecule) -> list[str]:
     """Element symbols of the atoms (``engine_error`` failure outside H–Xe)."""
     numbers = [int(z) for z in molecule.atomic_numbers]
-    if any(not 1 <= z < len(ELEMENTS) for z in numbers):
+    if any(not 1 <= z <= MAX_Z_ENGINES for z in numbers):
         raise StageFailure("engine_error", f"element outside H–Xe in {numbers}")
-    return [ELEMENTS[z] for z in numbers]
+    return [SYMBOLS[z] for z in numbers]
 
 
 def die_with_parent() -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rhoflow.density.result import Grid
+from rhoflow.result import Grid
 
 GRID_KINDS = ("cubeprop", "box")
 

@@ -70,9 +70,9 @@ from rhoflow.density.common import (
     total_electrons,
 )
 from rhoflow.density.grid import GridSpec, grid_for
-from rhoflow.density.result import DensityResult, Grid
 from rhoflow.molecule import Molecule
 from rhoflow.parallel import StageFailure
+from rhoflow.result import DensityResult, Grid
 
 NAME = "psi4"
 

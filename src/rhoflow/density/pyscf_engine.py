@@ -65,9 +65,9 @@ from rhoflow.density.common import (
     total_electrons,
 )
 from rhoflow.density.grid import GridSpec, grid_for
-from rhoflow.density.result import DensityResult
 from rhoflow.molecule import Molecule
 from rhoflow.parallel import StageFailure
+from rhoflow.result import DensityResult
 
 NAME = "pyscf"
 

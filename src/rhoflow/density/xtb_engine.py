@@ -48,9 +48,6 @@ import numpy as np
 from rhoflow.density.checks import check_electron_count, density_checks
 from rhoflow.density.common import (
     COMMON_DEFAULTS,
-    DEBYE_PER_AU,
-    ELEMENTS,
-    HARTREE_EV,
     check_choice,
     check_number,
     coords_angstrom,
@@ -63,9 +60,11 @@ from rhoflow.density.common import (
     spin_multiplicity,
 )
 from rhoflow.density.grid import grid_for
-from rhoflow.density.result import DensityResult
+from rhoflow.elements import SYMBOLS
 from rhoflow.molecule import Molecule
 from rhoflow.parallel import StageFailure
+from rhoflow.result import DensityResult
+from rhoflow.units import DEBYE_PER_AU, EV_PER_HARTREE
 
 NAME = "xtb"
 
@@ -220,7 +219,7 @@ def load_molden(path: Path):  # -> (pyscf Mole, occupations, coefficients, spins
     basis: dict[str, list] = {}
     order, scale, offset = [], [], 0
     for atom, ang, exps, coefs in shells:
-        label = f"{ELEMENTS[numbers[atom]]}{atom + 1}"
+        label = f"{SYMBOLS[numbers[atom]]}{atom + 1}"
         raw = coefs / gto.gto_norm(ang, exps)  # pyscf multiplies its primitives' norm back in
         primitives = [[float(e), float(c)] for e, c in zip(exps, raw, strict=True)]
         basis.setdefault(label, []).append([ang, *primitives])
@@ -234,7 +233,7 @@ def load_molden(path: Path):  # -> (pyscf Mole, occupations, coefficients, spins
             order += list(range(offset, offset + n))
         scale.append(per)
         offset += n
-    mol = gto.M(atom=[(f"{ELEMENTS[z]}{i + 1}", tuple(xyz)) for i, (z, xyz) in
+    mol = gto.M(atom=[(f"{SYMBOLS[z]}{i + 1}", tuple(xyz)) for i, (z, xyz) in
                       enumerate(zip(numbers, coords, strict=True))],
                 basis=basis, unit="Bohr", cart=True, spin=sum(numbers) % 2, verbose=0)
     _, occ, coeff, spins = _parse_mos(mo_text, offset)
@@ -266,7 +265,7 @@ def parse_labels(stdout: str, result: dict[str, Any]) -> dict[str, float | None]
     labels.update(frontier_labels(marked["HOMO"], marked["LUMO"]))
     if "HOMO-LUMO gap/eV" in result:
         labels["gap_ev"] = float(result["HOMO-LUMO gap/eV"])
-        labels["gap_hartree"] = labels["gap_ev"] / HARTREE_EV
+        labels["gap_hartree"] = labels["gap_ev"] / EV_PER_HARTREE
     labels.update(dipole_labels(np.asarray(result["dipole"], dtype=float) * DEBYE_PER_AU))
     return labels
 

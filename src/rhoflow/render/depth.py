@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from rhoflow.cube import ANGSTROM_PER_BOHR
-from rhoflow.density.result import Grid
+from rhoflow.result import Grid
+from rhoflow.units import ANGSTROM_PER_BOHR
 
 
 def camera_rays(

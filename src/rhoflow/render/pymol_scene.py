@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from rhoflow.cube import ANGSTROM_PER_BOHR, write_cube
-from rhoflow.density.result import Grid
+from rhoflow.cube import write_cube
+from rhoflow.elements import MAX_Z_ENGINES, SYMBOLS
 from rhoflow.render.depth import depth_to_uint8, march_depth
+from rhoflow.result import Grid
+from rhoflow.units import ANGSTROM_PER_BOHR
 
 DEFAULTS: dict[str, Any] = {
     "size": 224,  # image width = height, pixels
@@ -45,10 +47,6 @@ DEFAULTS: dict[str, Any] = {
 }
 """Rendering settings; :func:`resolve_settings` overlays user values on these."""
 
-SYMBOLS = (
-    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
-    "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe"
-).split()
 
 
 def resolve_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -74,7 +72,7 @@ def write_pdb(path: Path, atomic_numbers: np.ndarray, coords_bohr: np.ndarray) -
     xyz = np.asarray(coords_bohr, dtype=np.float64).reshape(-1, 3) * ANGSTROM_PER_BOHR
     for i, (z, (x, y, zz)) in enumerate(zip(atomic_numbers, xyz, strict=True), start=1):
         z = int(z)
-        if not 0 < z < len(SYMBOLS):
+        if not 0 < z <= MAX_Z_ENGINES:
             raise ValueError(f"atomic number {z} not supported by the renderer")
         sym = SYMBOLS[z]
         name = f"{sym}{i}"[:4]

@@ -50,10 +50,10 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdDetermineBonds
 from rdkit.Geometry import Point3D
 
+from rhoflow.elements import ATOMIC_NUMBERS
 from rhoflow.molecule import ID_PATTERN
 from rhoflow.sources.base import RawEntry, SourceFormat, SourceRecord
 
-_ELEMENTS = {Chem.GetPeriodicTable().GetElementSymbol(z): z for z in range(1, 119)}
 _SMILES_PARAMS = Chem.SmilesParserParams()
 _SMILES_PARAMS.removeHs = False  # keep explicit H (and so CXSMILES coordinates per atom)
 _SMILES_PARAMS.parseName = False
@@ -192,7 +192,7 @@ def element_number(symbol: str) -> int:
     """Atomic number from an element symbol (any case) or a number; raises :class:`EntryError`."""
     if symbol.isdigit() and 0 < int(symbol) < 119:
         return int(symbol)
-    z = _ELEMENTS.get(symbol.capitalize())
+    z = ATOMIC_NUMBERS.get(symbol.capitalize())
     if z is None:
         raise EntryError("invalid_structure", f"unknown element {symbol!r}")
     return z

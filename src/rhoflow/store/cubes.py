@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from rhoflow.cube import read_cube, write_cube
-from rhoflow.density.result import DensityResult
 from rhoflow.ledger import LedgerRow
+from rhoflow.result import DensityResult
 from rhoflow.store.dataset import Dataset
 from rhoflow.store.layout import UNITS
 from rhoflow.store.reader import ShardStore, open_store

@@ -21,7 +21,7 @@ import zarr
 import zarr.api.asynchronous
 from zarr.core.sync import sync as zsync
 
-from rhoflow.density.result import DensityResult, Grid
+from rhoflow.result import DensityResult, Grid
 from rhoflow.store import codec
 from rhoflow.store.layout import FIELDS, FORMAT, FORMAT_VERSION, LONG_NAMES, UNITS
 from rhoflow.store.shardio import DirectReader, array_metadata, read_table

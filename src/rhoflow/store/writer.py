@@ -29,8 +29,8 @@ import numpy as np
 import zarr
 
 from rhoflow import __version__
-from rhoflow.density.result import DensityResult, Grid
 from rhoflow.io import atomic_path
+from rhoflow.result import DensityResult, Grid
 from rhoflow.store import codec
 from rhoflow.store.layout import (
     BLOSC_CLEVEL,
