@@ -31,7 +31,11 @@ wildcard_constraints:
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/conformers.smk"
 include: "workflow/rules/density.smk"
-include: "workflow/rules/represent.smk"
+include: "workflow/rules/labels.smk"
+include: "workflow/rules/splits.smk"
+include: "workflow/rules/voxels.smk"
+include: "workflow/rules/pointclouds.smk"
+include: "workflow/rules/render.smk"
 include: "workflow/rules/summary.smk"
 
 

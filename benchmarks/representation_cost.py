@@ -76,7 +76,7 @@ def main() -> None:
             store = open_store(store_path)
             n += len(store)
             psi4_s += sum(store.metadata(i)["provenance"]["wall_s"] for i in store.ids)
-            points += int(store.shape[:, 0].prod(axis=1).sum())
+            points += int(store.shape.prod(axis=1).sum())
             for name, build in builders.items():
                 start = time.perf_counter()
                 failed[name] += len(build(store_path, Path(tmp) / f"{name}-{store_path.name}"))

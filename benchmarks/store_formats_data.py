@@ -3,10 +3,10 @@
 psi4 (the rhoflow engine, B3LYP/6-31G** on the EDBench grid: 0.4 bohr spacing, 4.0 bohr
 overage) on the first ``--psi4 N`` molecules of ../shared/data/pcqm4mv2/ at their given DFT
 coordinates: ``<workdir>/psi4/<id>_Dt.cube`` + ``<id>_ESP.cube``, exactly the text psi4 wrote.
-pyscf (RHF/STO-3G, the 3DGrid-VQGAN setting) on ``box_points``³ boxes for the first
-``--pyscf N`` molecules: ``<workdir>/pyscf<n>/<id>.npz`` with float32 ``density`` and
-``esp`` [n, n, n] and float64 ``origin_bohr``, ``spacing_bohr``, ``atomic_numbers``,
-``coords_bohr`` (what the engine returned; cube text would round it to six digits).
+pyscf (RHF/STO-3G, the 3DGrid-VQGAN setting; density-fitted ESP, the engine default) on
+``box_points``³ boxes for the first ``--pyscf N`` molecules: ``<workdir>/pyscf<n>/<id>.npz``
+with float32 ``density`` and ``esp`` [n, n, n] and float64 ``origin_bohr``, ``spacing_bohr``,
+``atomic_numbers``, ``coords_bohr`` (what the engine returned; cube text rounds to 6 digits).
 
     .venv/bin/python benchmarks/store_formats_data.py --workdir /tmp/formats --psi4 20 --pyscf 20
 
@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     for n in args.box:
         settings = {"method": "hf", "basis": "sto-3g", "grid": "box", "box_points": n,
-                    "esp": "exact", "timeout_s": 3600}
+                    "timeout_s": 3600}
         run("pyscf", pcqm_molecules(args.pyscf), settings, args.workdir / f"pyscf{n}",
             args.workers)
     if args.psi4:

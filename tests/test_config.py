@@ -1,15 +1,25 @@
-"""Config validation: defaults filled, bad keys named, bad config stops snakemake early."""
+"""Config validation: defaults filled, bad keys named, bad config stops snakemake early; the
+library fills stage settings from the same schema."""
 
 from __future__ import annotations
 
 import copy
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
 
-from rhoflow.config import ConfigError, load_schema, validate
+from rhoflow.config import (
+    ConfigError,
+    load_schema,
+    section_schema,
+    section_settings,
+    validate,
+)
 
 SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
 
@@ -38,8 +48,15 @@ def test_embedded_default_is_valid_and_defaults_are_filled():
         (lambda c: c["sources"][0].pop("name"), "sources[0].name"),
         (lambda c: c.update(shard={"shard_size": 3}), "shard"),
         (lambda c: c["sources"].append(dict(c["sources"][0])), "sources[1].name"),
-        (lambda c: c["density"]["psi4"].update(basiss="sto-3g"), "density.psi4"),
-        (lambda c: c["density"]["pyscf"].update(basis="sto-3g; rm -rf /"), "density.pyscf"),
+        (lambda c: c["density"]["psi4"].update(basiss="sto-3g"), "density.psi4.basiss"),
+        (lambda c: c["density"]["pyscf"].update(basis="sto-3g; rm -rf /"), "density.pyscf.basis"),
+        (lambda c: c["density"]["xtb"].update(spacing_bohr="fine"), "density.xtb.spacing_bohr"),
+        (lambda c: c["density"]["psi4"].update(maxiter=100.0), "density.psi4.maxiter"),
+        (lambda c: c["density"].update(workers=3), "density.workers"),
+        (lambda c: c["render"]["settings"].update(sise=64), "render.settings.sise"),
+        (lambda c: c["render"]["settings"].update(ramp_colors=["red", "blue"]),
+         "render.settings.ramp_colors"),
+        (lambda c: c["voxels"].update(density_units="e/nm^3"), "voxels.density_units"),
         (lambda c: c["density"].update(engines=["orca"]), "density.engines[0]"),
     ],
 )
@@ -61,17 +78,150 @@ def test_snakemake_rejects_bad_config_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_schema_defaults_match_the_library_defaults():
-    from rhoflow import pointclouds, voxels
-
-    config = {"sources": demo_config()["sources"]}
-    validate(config, SCHEMA, workdir=REPO)
-    for section, module in (("voxels", voxels), ("pointclouds", pointclouds)):
-        assert {k: v for k, v in config[section].items() if k != "engine"} == module.DEFAULTS
-
-
 def test_representation_engine_must_be_computed():
     config = demo_config()
     config["density"]["engines"] = ["xtb"]
     with pytest.raises(ConfigError, match="'voxels.engine'"):
         validate(config, SCHEMA, workdir=REPO)
+
+
+def test_unknown_engine_key_is_named_with_the_allowed_ones():
+    config = demo_config()
+    config["density"]["psi4"]["basiss"] = "sto-3g"
+    with pytest.raises(ConfigError) as info:
+        validate(config, SCHEMA, workdir=REPO)
+    message = str(info.value)
+    assert "unknown config key 'density.psi4.basiss' (allowed: basis, box_edge_bohr," in message
+    assert "spacing_bohr" in message  # keys of $defs/density_engine are allowed too
+    assert message.count("config key") == 1
+
+
+def test_wrong_type_in_an_engine_section_is_named_once():
+    with pytest.raises(ConfigError) as info:
+        section_settings("density.pyscf", {"spacing_bohr": "fine"})
+    assert "config key 'density.pyscf.spacing_bohr': 'fine' is not of type 'number'" in str(
+        info.value
+    )
+    assert "unknown" not in str(info.value)
+
+
+def schema_defaults(path: str) -> dict:
+    """The defaults written in the schema for a section, read without the validator."""
+    sub = section_schema(path, SCHEMA)
+    properties = dict(sub["properties"])
+    if "$ref" in sub:
+        properties = {**SCHEMA["$defs"][sub["$ref"].rsplit("/", 1)[1]]["properties"], **properties}
+    return {key: prop["default"] for key, prop in properties.items()}
+
+
+@pytest.mark.parametrize("engine", ["psi4", "pyscf", "xtb"])
+def test_engine_defaults_are_filled_through_the_shared_definitions(engine):
+    from rhoflow.density import validate_settings
+
+    filled = section_settings(f"density.{engine}", {})
+    assert filled == schema_defaults(f"density.{engine}")
+    assert filled["spacing_bohr"] == 0.4 and filled["timeout_s"] == 3600.0  # from $defs
+    assert validate_settings(engine, {}) == filled
+
+
+def test_defaults_are_filled_through_ref_and_all_of():
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": {"shared": {"type": "object", "properties": {"a": {"default": 1}}}},
+        "type": "object",
+        "properties": {
+            "stage": {
+                "type": "object",
+                "default": {},
+                "$ref": "#/$defs/shared",
+                "allOf": [{"properties": {"b": {"type": "integer", "default": 2}}}],
+                "unevaluatedProperties": False,
+                "properties": {"c": {"default": [3]}},
+            }
+        },
+    }
+    assert section_settings("stage", {}, schema) == {"a": 1, "b": 2, "c": [3]}
+    with pytest.raises(ConfigError, match=r"unknown config key 'stage.d' \(allowed: a, b, c\)"):
+        section_settings("stage", {"d": 4}, schema)
+    given = {"b": 5}
+    assert section_settings("stage", given, schema) == {"a": 1, "b": 5, "c": [3]}
+    assert given == {"b": 5}  # not modified
+
+
+def test_library_defaults_are_the_schema_defaults():
+    from rhoflow import pointclouds, voxels
+    from rhoflow.render import DEFAULTS, resolve_settings
+
+    def without_engine(settings: dict) -> dict:
+        return {k: v for k, v in settings.items() if k != "engine"}
+
+    assert voxels.settings_with_defaults() == without_engine(schema_defaults("voxels"))
+    assert pointclouds.settings_with_defaults() == without_engine(schema_defaults("pointclouds"))
+    assert resolve_settings() == DEFAULTS == schema_defaults("render.settings")
+
+
+def test_a_partial_section_gets_the_defaults_the_workflow_fills():
+    """What a rule receives (the config section filled on load) equals what the library fills
+    from the same partial section when called by hand."""
+    from rhoflow import pointclouds, voxels
+    from rhoflow.density import validate_settings
+    from rhoflow.render import resolve_settings
+
+    config = demo_config()
+    config["voxels"] = {"engine": "psi4", "resolution_angstrom": 1.0}
+    config["pointclouds"] = {"engine": "psi4", "n_points": 16}
+    given = copy.deepcopy(config)
+    validate(config, SCHEMA, workdir=REPO)
+    for engine in ("psi4", "pyscf", "xtb"):
+        assert validate_settings(engine, given["density"][engine]) == config["density"][engine]
+    for section, module in (("voxels", voxels), ("pointclouds", pointclouds)):
+        partial = {k: v for k, v in given[section].items() if k != "engine"}
+        filled = {k: v for k, v in config[section].items() if k != "engine"}
+        assert module.settings_with_defaults(partial) == filled
+    assert resolve_settings(given["render"]["settings"]) == config["render"]["settings"]
+
+
+def test_cli_fills_a_partial_section(monkeypatch, tmp_path):
+    from rhoflow import cli, shards
+
+    seen = {}
+
+    def fake_build_shards(sources, inputs, shard_size, filter_settings, outdir, workers):
+        seen.update(shard_size=shard_size, filter=filter_settings)
+        return []
+
+    monkeypatch.setattr(shards, "build_shards", fake_build_shards)
+    argv = ["shards", "--sources", "[]", "--settings", '{"shard_size": 3}', "--outdir",
+            str(tmp_path), "in.smi"]
+    assert cli.main(argv) == 0
+    assert seen == {"shard_size": 3, "filter": section_settings("shards")["filter"]}
+
+
+def test_config_command_prints_the_filled_config(tmp_path, capsys):
+    from rhoflow import cli
+
+    sources = [{"name": "demo", "format": "smiles", "path": str(REPO / "config.yaml")}]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"sources": sources}))
+    assert cli.main(["config", str(tmp_path / "config.yaml")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["density"]["pyscf"] == section_settings("density.pyscf")
+    assert printed["render"]["settings"]["size"] == 224
+
+
+def test_validation_imports_no_heavy_module():
+    """The Snakefile validates the config at parse time, on every cluster job: no array, ML or
+    chemistry library may be imported for it."""
+    heavy = ["zarr", "xarray", "dask", "torch", "pyscf", "psi4", "rdkit", "numpy", "pandas",
+             "scipy", "pyarrow", "pymol"]
+    code = (
+        "import json, sys, yaml\n"
+        "from rhoflow.config import load_schema, validate\n"
+        f"config = yaml.safe_load(open({str(REPO / 'config.yaml')!r}))\n"
+        f"validate(config, load_schema(), workdir={str(REPO)!r})\n"
+        "assert config['density']['psi4']['spacing_bohr'] == 0.4\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={"PYTHONPATH": str(REPO / "src")})
+    imported = set(json.loads(proc.stdout))
+    assert imported.isdisjoint(heavy), sorted(imported & set(heavy))

@@ -1,4 +1,5 @@
-"""Conformers stage: isolation, ETKDG determinism, MINDO/3 and GFN2-xTB physics, ledger rows."""
+"""Conformers stage: isolation, ETKDG determinism, MINDO/3 and GFN2-xTB physics, ledger rows,
+re-optimisation defaults and molecules with unknown bond orders."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import faulthandler
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from rdkit import Chem
 
-from rhoflow.conformers import generate_shard, mindo3, xtb
+from rhoflow.conformers import generate_shard, mindo3, resolve_reoptimize, xtb
 from rhoflow.conformers.etkdg import search_conformers
 from rhoflow.molecule import Molecule, from_rdkit
 from rhoflow.parallel import Failure, StageFailure, run_isolated
+from rhoflow.sources import FORMATS
+
+UNASSIGNABLE = Path(__file__).parent / "fixtures/generic/unassignable.xyz"
 
 WATER = np.array([[0.0, 0.0, 0.0], [0.0, -0.80, 0.60], [0.0, 0.80, 0.60]])  # Å, stretched
 WATER_Z = np.array([8, 1, 1])
@@ -144,6 +149,45 @@ def test_source_keeps_coordinates_and_ledgers_missing_ones():
     assert [(r.id, r.reason) for r in rows] == [("test:1", "missing_coordinates")]
 
 
+def test_reoptimize_auto_keeps_source_geometries_and_reoptimises_etkdg_ones():
+    assert resolve_reoptimize({"method": "source", "reoptimize": "auto"}) == "none"
+    assert resolve_reoptimize({"method": "etkdg", "reoptimize": "auto"}) == "mindo3"
+    assert resolve_reoptimize({"method": "source", "reoptimize": "xtb"}) == "xtb"
+    water = molecules("O")[0]
+    water.coords_angstrom = WATER.copy()
+    out, rows = generate_shard([water], settings(method="source", reoptimize="auto"))
+    assert not rows
+    np.testing.assert_array_equal(out[0].coords_angstrom, WATER)  # stretched, as given
+    assert out[0].provenance["reoptimize"] == "none" and "wall_s" not in out[0].provenance
+    out, rows = generate_shard(molecules("O"), settings(reoptimize="auto", k_lowest=1))
+    assert not rows and out[0].provenance["reoptimizer"] == "mindo3"
+    with pytest.raises(ValueError, match="conformers.reoptimize"):
+        generate_shard([water], settings(reoptimize="mopac"))
+
+
+def unassignable() -> list[Molecule]:
+    """ClF3 and a nitrofuran whose bond orders RDKit cannot determine (connectivity only)."""
+    source = FORMATS["xyz"]
+    records = [source.parse(e, {}) for e in source.read_raw(UNASSIGNABLE, {})]
+    return [from_rdkit(f"x:{r.native_id}", r.mol) for r in records]
+
+
+def test_unknown_bond_orders_are_kept_by_source_and_ledgered_by_etkdg():
+    mols = unassignable()
+    assert not any(m.bond_orders_known for m in mols)
+    out, rows = generate_shard(mols, settings(method="source", reoptimize="auto"))
+    assert not rows
+    for before, after in zip(mols, out, strict=True):
+        np.testing.assert_array_equal(after.coords_angstrom, before.coords_angstrom)
+        assert after.provenance["bond_orders"] == "unknown"
+    out, rows = generate_shard(mols, settings(method="etkdg"))
+    assert not out and {r.reason for r in rows} == {"unknown_bond_orders"}
+    # re-optimisation needs atoms, charge and multiplicity only
+    out, rows = generate_shard(mols[:1], settings(method="source", reoptimize="xtb"))
+    assert not rows and out[0].provenance["bond_orders"] == "unknown"
+    assert out[0].provenance["max_force_hartree_per_bohr"] < 4.5e-4
+
+
 # --- MINDO/3 ------------------------------------------------------------------------------------
 
 
@@ -197,11 +241,21 @@ def test_mindo3_open_shell_methyl_radical_is_planar():
     assert abs(vectors[2] @ normal) / np.linalg.norm(normal) < 0.02  # Å out of plane
 
 
-def test_mindo3_rejects_elements_without_parameters():
-    out, rows = generate_shard(molecules("CBr", "O"), settings(reoptimize="mindo3"))
-    assert [m.id for m in out] == ["test:1"]
-    assert rows[0].reason == "engine_error" and "Br" in rows[0].message
-    assert 0.9 < bond_and_angle(out[0].coords_angstrom)[0] < 1.0
+def test_elements_mindo3_lacks_are_reoptimised_with_xtb():
+    out, rows = generate_shard(
+        molecules("Brc1ccccc1", "O"), settings(reoptimize="auto", n_conformers=4, k_lowest=1)
+    )
+    assert not rows
+    bromobenzene, water = (m.provenance for m in out)
+    assert bromobenzene["reoptimize"] == "mindo3" and bromobenzene["reoptimizer"] == "xtb"
+    assert "MINDO/3 has no parameters for Br" in bromobenzene["reoptimize_fallback"]
+    assert bromobenzene["xtb_python_version"]
+    assert bromobenzene["max_force_hartree_per_bohr"] < 4.5e-4
+    assert bromobenzene["energy_hartree"] == pytest.approx(-19.461, abs=1e-3)  # GFN2-xTB
+    coords = out[0].coords_angstrom
+    assert 1.85 < np.linalg.norm(coords[0] - coords[1]) < 1.95  # C-Br, Å
+    assert water["reoptimizer"] == "mindo3" and "reoptimize_fallback" not in water
+    assert 0.9 < bond_and_angle(out[1].coords_angstrom)[0] < 1.0
 
 
 # --- GFN2-xTB -----------------------------------------------------------------------------------

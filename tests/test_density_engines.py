@@ -90,8 +90,10 @@ def test_box_grid_fixed_edge_and_margin():
     ("pyscf", {"method": "not-a-functional"}, "xc functional"),
     ("pyscf", {"esp": "maybe"}, "esp"),
     ("xtb", {"method": "gfn9"}, "method"),
-    ("xtb", {"colour": "red"}, "unknown xtb settings"),
-    ("pyscf", {"grid": "sphere"}, "grid"),
+    ("xtb", {"colour": "red"}, r"unknown config key 'density.xtb.colour' \(allowed: accuracy,"),
+    ("pyscf", {"grid": "sphere"}, "'density.pyscf.grid'"),
+    ("pyscf", {"box_points": "many"}, "'density.pyscf.box_points': 'many' is not of type"),
+    ("psi4", {"timeout_s": 0}, "'density.psi4.timeout_s'"),
     ("nwchem", {}, "unknown density engine")],
 )
 def test_bad_settings_are_rejected_before_running(engine, settings, message):
@@ -99,9 +101,15 @@ def test_bad_settings_are_rejected_before_running(engine, settings, message):
         list(iter_shard(engine, [WATER], settings))
 
 
-def test_every_engine_lists_its_defaults():
+def test_every_engine_takes_its_defaults_from_the_schema():
+    from rhoflow.config import section_schema
+
     for name, engine in ENGINES.items():
-        assert engine.validate({}) == engine.defaults, name
+        section = section_schema(f"density.{name}")
+        shared = section_schema("density.psi4")["$defs"]["density_engine"]["properties"]
+        written = {k: p["default"] for k, p in {**shared, **section["properties"]}.items()}
+        assert engine.validate({}) == written, name
+    assert psi4_engine.validate({"method": "B3LYP"})["method"] == "b3lyp"
 
 
 # --- pyscf --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 import yaml
 import zarr
 from conftest import FAST_CONFORMERS, snakemake_command, snakemake_env
+from plain_readers import check_plain_readers
 
 from rhoflow.ledger import read_ledger
 from rhoflow.store import IncompleteStoreError, open_dataset, open_store
@@ -105,3 +106,4 @@ def test_sigkill_mid_shard_then_rerun_incomplete(tmp_path):
     summary = (tmp_path / "results/summary/stages.tsv").read_text().splitlines()
     for stage in ("density_pyscf", "voxels", "pointclouds", "render"):
         assert f"{stage}\tmolecules\tout\t5" in summary, summary
+    check_plain_readers(tmp_path / "results", "pyscf", "t-00000")

@@ -77,10 +77,11 @@ def test_few_points_are_padded_cyclically() -> None:
 
 
 def test_settings_are_checked() -> None:
-    assert P.DEFAULTS == {"threshold": 0.05, "n_points": 1024, "seed": 0}
-    with pytest.raises(ValueError, match="unknown"):
+    assert P.settings_with_defaults() == {"threshold": 0.05, "n_points": 1024, "seed": 0}
+    assert P.settings_with_defaults({"n_points": 8})["threshold"] == 0.05
+    with pytest.raises(ValueError, match="unknown config key 'pointclouds.points'"):
         P.settings_with_defaults({"points": 3})
-    with pytest.raises(ValueError, match="n_points"):
+    with pytest.raises(ValueError, match="'pointclouds.n_points'"):
         P.settings_with_defaults({"n_points": 0})
 
 
@@ -104,6 +105,8 @@ def test_build_shard_ledgers_a_molecule_without_points(tiny_store: Path, tmp_pat
     P.build_shard(tiny_store, tmp_path / "pc2.zarr", settings)
     again = zarr.open_group(str(tmp_path / "pc2.zarr"), mode="r")["points"][...]
     np.testing.assert_array_equal(again, points)
+    reader = P.open_pointclouds([tmp_path / "pc.zarr"])
+    np.testing.assert_array_equal(reader["t:h2co"]["points"], points[1])
     for row, mol_id in enumerate(["t:h2o", "t:h2co"]):  # points near the atoms (Å)
         _, coords = store.atoms(store.ids.index(mol_id))
         dist = np.linalg.norm(points[row, :, None, :3] - coords[None] * A, axis=2).min(axis=1)

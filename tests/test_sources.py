@@ -12,7 +12,7 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
-from rhoflow.molecule import from_rdkit
+from rhoflow.molecule import from_rdkit, has_unknown_bond_orders
 from rhoflow.sources import FORMATS, RawEntry, SourceRecord, check, generic
 from rhoflow.sources.filters import DEFAULT_ALLOWED_ELEMENTS
 
@@ -289,12 +289,67 @@ def test_xyz_charge_option_and_bad_options(tmp_path: Path) -> None:
     record = load("xyz", path, {"charge": 1})[0]
     assert record.native_id == "ammonium_ion-0"
     assert Chem.GetFormalCharge(record.mol) == 1
-    assert load("xyz", path)[0].failure[0] == "invalid_structure"  # not neutral
+    # as a neutral NH4 no bond orders fit: kept with connectivity, 11 electrons, a doublet
+    neutral = from_rdkit("x:nh4", load("xyz", path)[0].mol)
+    assert (neutral.charge, neutral.multiplicity, neutral.smiles) == (0, 2, "")
+    assert not neutral.bond_orders_known
     with pytest.raises(ValueError, match="energy_unit"):
         list(FORMATS["xyz"].read_raw(path, {"energy_unit": "kcal/mol"}))
     path.write_text("five\n\n")
     with pytest.raises(ValueError, match="atom count"):
         list(FORMATS["xyz"].read_raw(path, {}))
+
+
+def test_xyz_without_bond_orders_keeps_connectivity_coordinates_and_charge() -> None:
+    """ClF3 (trivalent Cl) and a nitrofuran (PCQM4Mv2 idx 768, DFT geometry) have no bond orders
+    RDKit can assign; they are kept with single bonds from distances, marked unknown."""
+    path = FIXTURES / "generic/unassignable.xyz"
+    records = load("xyz", path)
+    assert not failures(records)
+    clf3, nitrofuran = (from_rdkit(f"x:{r.native_id}", r.mol) for r in records)
+    text = path.read_text().splitlines()
+    for molecule, first_line, n_bonds in [(clf3, 2, 3), (nitrofuran, 8, 22)]:
+        rows = [line.split() for line in text[first_line : first_line + molecule.n_atoms]]
+        assert [Chem.Atom(r[0]).GetAtomicNum() for r in rows] == molecule.atomic_numbers.tolist()
+        np.testing.assert_array_equal(
+            molecule.coords_angstrom, [[float(v) for v in r[1:4]] for r in rows]
+        )
+        assert (molecule.smiles, molecule.charge, molecule.multiplicity) == ("", 0, 1)
+        assert molecule.provenance == {"bond_orders": "unknown"}
+        rdmol = molecule.to_rdkit()  # from the stored molblock: connectivity, no implicit H
+        assert rdmol.GetNumBonds() == n_bonds
+        assert {b.GetBondType() for b in rdmol.GetBonds()} == {Chem.BondType.SINGLE}
+        assert sum(a.GetTotalNumHs() for a in rdmol.GetAtoms()) == 0
+        positions = rdmol.GetConformer().GetPositions()
+        np.testing.assert_array_equal(positions, molecule.coords_angstrom)
+    bonds = clf3.to_rdkit().GetBonds()
+    assert sorted(sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx())) for b in bonds) == [
+        [0, 1],
+        [0, 2],
+        [0, 3],
+    ]
+    # without bond orders the formal charges are unknown: the filter cannot clear them
+    reason = "bond orders unknown: formal charges cannot be checked"
+    unknown = ("filtered_charge_separation", reason)
+    assert [check(r.mol, {}) for r in records] == [unknown, unknown]
+    assert [check(r.mol, {"reject_formal_charges": False}) for r in records] == [None, None]
+    assert check(records[0].mol, {"allowed_elements": ["F"]})[0] == "filtered_element"
+    # the mark survives pickling of the record
+    again = pickle.loads(pickle.dumps(records[0]))
+    assert has_unknown_bond_orders(again.mol)
+    # a given net charge is kept: ClF3 anion, 45 electrons, a doublet
+    anion = from_rdkit("x:clf3-", load("xyz", path, {"charge": -1})[0].mol)
+    assert (anion.charge, anion.multiplicity, anion.bond_orders_known) == (-1, 2, False)
+
+
+def test_qm9_xyz_without_usable_smiles_keeps_connectivity() -> None:
+    frame = (FIXTURES / "generic/unassignable.xyz").read_text().splitlines()[:6]
+    lines = [frame[0], "gdb 7\t" + "\t".join(["1.5"] * 15)]
+    lines += [f"{line}\t0.0" for line in frame[2:]] + ["1.0", "x\tx", "InChI=1S/x\tInChI=1S/x"]
+    record = FORMATS["qm9_xyz"].parse(RawEntry("gdb_7", "\n".join(lines) + "\n"), {})
+    molecule = from_rdkit("qm9:gdb_7", record.mol, record.labels)
+    assert molecule.provenance == {"bond_orders": "unknown"} and molecule.n_atoms == 4
+    assert molecule.labels["u0_hartree"] == 1.5
 
 
 TEXT = ["", "garbage", "3\n\nC 0 0 x\n", "  1  0  0  0  0  0  0  0  0  0999 V2000\nM  END\n"]
@@ -411,6 +466,31 @@ def test_real_micro_qm9_parses() -> None:
     assert len(records) == 1006 and not failures(records)
     assert all(r.native_id.startswith("gdb_") for r in records)
     assert records[0].labels["u0_hartree"] == pytest.approx(-40.47893)
+
+
+def test_real_pcqm4mv2_geometries_as_xyz_all_kept() -> None:
+    """PCQM4Mv2's 1,000 DFT geometries read back as plain XYZ (charge 0): every one is kept,
+    in source atom order and coordinates; those RDKit cannot assign bond orders to (nitro
+    groups: 17 of 1,000 with RDKit 2026.09, all ledgered before) with connectivity only."""
+    records = load("pcqm4mv2_cxsmiles", shared("pcqm4mv2/pcqm4mv2_first1000.csv"))
+    frames = []
+    for record in records:
+        atoms = record.mol.GetAtoms()
+        positions = record.mol.GetConformer().GetPositions()
+        lines = [str(len(positions)), ""]
+        for atom, (x, y, z) in zip(atoms, positions, strict=True):
+            lines.append(f"{atom.GetSymbol()} {float(x)!r} {float(y)!r} {float(z)!r}")
+        frames.append(RawEntry(record.native_id, "\n".join(lines) + "\n"))
+    parsed = [FORMATS["xyz"].parse(frame, {}) for frame in frames]
+    assert not failures(parsed)
+    unknown = 0
+    for source, record in zip(records, parsed, strict=True):
+        molecule = from_rdkit("x:1", record.mol)
+        unknown += not molecule.bond_orders_known
+        np.testing.assert_array_equal(
+            molecule.coords_angstrom, source.mol.GetConformer().GetPositions()
+        )
+    assert 0 < unknown <= 30
 
 
 def test_real_md17_extxyz_frames() -> None:

@@ -172,10 +172,12 @@ def test_vdw_shape_is_a_sphere_of_bondi_radius() -> None:
 def test_settings_are_checked() -> None:
     assert V.box_points() == 48
     assert V.box_points({"edge_angstrom": 10.0, "resolution_angstrom": 1.0}) == 10
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(ValueError, match="unknown config key 'voxels.edge'"):
         V.settings_with_defaults({"edge": 3})
-    with pytest.raises(ValueError, match="density_units"):
+    with pytest.raises(ValueError, match="'voxels.density_units'"):
         V.settings_with_defaults({"density_units": "e/nm^3"})
+    with pytest.raises(ValueError, match="'voxels.resolution_angstrom'"):
+        V.settings_with_defaults({"resolution_angstrom": 0})
     assert V.units()["density"] == "e/bohr^3"
 
 
@@ -206,6 +208,9 @@ def test_build_shard_ledgers_a_failing_molecule(
     assert group.attrs["channels"] == list(V.CHANNELS)
     assert group.attrs["settings"]["edge_angstrom"] == 16.0
     assert not list(tmp_path.glob(".vox.zarr.tmp-*"))
+    reader = V.open_voxels(tmp_path / "vox.zarr")
+    assert reader.ids == ["t:h2o", "t:h2co"] and "t:empty" not in reader
+    np.testing.assert_array_equal(reader["t:h2co"]["voxels"], voxels[1])
     for row, mol_id in enumerate(["t:h2o", "t:h2co"]):
         numbers, _ = store.atoms(store.ids.index(mol_id))
         sums = voxels[row, : len(V.ELEMENTS)].astype(np.float64).sum(axis=(1, 2, 3))

@@ -92,7 +92,7 @@ def test_changing_shard_settings_reruns_shards_and_everything_after(workflow_run
     changed = yaml.safe_load(yaml.safe_dump(config))
     changed["shards"]["filter"] = {"max_heavy_atoms": 1}
     # jobs after a checkpoint are only known once it has run: the dry run shows the checkpoint
-    assert planned_rules(workdir, changed) == {"shards", "summary", "all"}
+    assert planned_rules(workdir, changed) == {"shards", "summary", "splits", "all"}
     table = workdir / "results/conformers/t-00000.parquet"
     before = table.stat().st_mtime_ns
     run_snakemake(workdir, "--cores", "2")

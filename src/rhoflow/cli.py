@@ -1,7 +1,8 @@
 """The ``rhoflow`` command line: every Snakemake rule calls one of these subcommands.
 
 Stage settings arrive as one JSON object (``--settings``), exactly the config section the rule
-passes through ``params:``, so the CLI and the workflow cannot disagree on defaults.
+passes through ``params:``; a partial section (a call by hand) gets the missing defaults from
+the same schema the workflow fills them from (:func:`rhoflow.config.section_settings`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ def _json_arg(text: str):
 
 
 def cmd_shards(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
     from rhoflow.shards import build_shards
 
-    settings = args.settings
+    settings = section_settings("shards", args.settings)
     manifest = build_shards(
         args.sources,
         args.inputs,
@@ -49,12 +51,14 @@ def cmd_shards(args: argparse.Namespace) -> int:
 
 
 def cmd_conformers(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
     from rhoflow.conformers import generate_shard
     from rhoflow.ledger import write_ledger
     from rhoflow.molecule import read_molecules, write_molecules
 
+    settings = section_settings("conformers", args.settings)
     molecules = read_molecules(args.shard)
-    done, failed = generate_shard(molecules, args.settings, workers=args.threads)
+    done, failed = generate_shard(molecules, settings, workers=args.threads)
     write_ledger(args.ledger, failed)
     write_molecules(args.output, done)
     log.info("%s: %d conformers, %d failures", args.shard, len(done), len(failed))
@@ -167,6 +171,24 @@ def cmd_render_gallery(args: argparse.Namespace) -> int:
     from rhoflow.render import export_gallery
 
     export_gallery(args.images, args.outdir, args.molecules)
+    return 0
+
+
+def cmd_splits(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
+    from rhoflow.splits import build_splits
+
+    settings = section_settings("splits", args.settings)
+    metadata = build_splits(args.tables, args.out, args.source, args.format, settings)
+    log.info("%s: %s split %s -> %s", args.source, metadata["method"], metadata["sizes"], args.out)
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from rhoflow.labels import build_labels
+
+    frame = build_labels(args.out, args.stores, args.tables)
+    log.info("%d molecules, %d label columns -> %s", len(frame), frame.shape[1] - 2, args.out)
     return 0
 
 
@@ -285,6 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outdir", type=Path)
     p.set_defaults(func=cmd_render_gallery)
 
+    p = sub.add_parser("splits", help="id -> train/val/test of one source's molecules")
+    p.add_argument("--settings", type=_json_arg, required=True, help="config 'splits' as JSON")
+    p.add_argument("--source", required=True, help="source name (recorded in the file)")
+    p.add_argument("--format", required=True, help="source format (full QM9: 110,000/10,000)")
+    p.add_argument("--out", type=Path, required=True, help="split file (.parquet)")
+    p.add_argument("tables", nargs="*", type=Path, help="the source's shard molecule tables")
+    p.set_defaults(func=cmd_splits)
+
+    p = sub.add_parser("labels", help="typed labels table: engine and source labels by id")
+    p.add_argument("--out", type=Path, required=True, help="labels table (.parquet)")
+    p.add_argument("--stores", nargs="*", default=[], type=Path, help="one engine's shard stores")
+    p.add_argument("--tables", nargs="+", required=True, type=Path, help="molecule tables")
+    p.set_defaults(func=cmd_labels)
+
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)
     p.add_argument("--ledgers", nargs="*", default=[], type=Path)
@@ -309,9 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="validate a config file and print it with defaults")
     p.add_argument("config", type=Path)
     p.add_argument(
-        "--schema",
-        type=Path,
-        default=Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml",
+        "--schema", type=Path, help="default: the checkout's workflow/schemas/config.schema.yaml"
     )
     p.add_argument("--workdir", type=Path, default=Path("."))
     p.set_defaults(func=cmd_config_check)

@@ -1,23 +1,48 @@
-"""Config validation: JSON schema with defaults, errors that name the offending key.
+"""Config and stage settings: one JSON schema, defaults filled, errors that name the key.
+
+``workflow/schemas/config.schema.yaml`` (:data:`SCHEMA_PATH`) is the single description of
+every setting: name, type, default, unit and meaning. The Snakefile checks a whole config with
+:func:`validate`; the library fills one stage's settings from the same file with
+:func:`section_settings` (density engines, voxels, point clouds, render), so a CLI call by hand
+gets the defaults a workflow run gets. Checks a schema cannot express (one key against another)
+live here too, in :data:`SECTION_CHECKS`.
 
 Imported by the Snakefile at parse time, so it stays cheap: jsonschema and yaml only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import numbers
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+"""The schema of the checkout rhoflow runs from (``src/`` layout, on ``PYTHONPATH`` or installed
+editable)."""
+
 
 class ConfigError(ValueError):
     """A config that would fail later; the message names the key."""
 
 
-def _fill_defaults(validator_class: type) -> type:
+def _is_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, numbers.Integral) and not isinstance(instance, bool)
+
+
+def _is_array(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, list | tuple)
+
+
+@functools.cache
+def _filling(validator_class: type) -> type:
+    """``validator_class`` that also fills each missing property's ``default`` (also in schemas
+    reached through ``$ref``/``allOf``); an integer must be an int (not 2.0), a tuple is an
+    array."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema) -> Iterator:
@@ -27,11 +52,16 @@ def _fill_defaults(validator_class: type) -> type:
                     instance[key] = _copy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    types = validator_class.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "array": _is_array}
+    )
+    return jsonschema.validators.extend(
+        validator_class, {"properties": set_defaults}, type_checker=types
+    )
 
 
 def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_copy(v) for v in value]
@@ -45,37 +75,133 @@ def _key(path: list[Any]) -> str:
     return out or "<top level>"
 
 
-def _message(error: jsonschema.ValidationError) -> str:
-    path = list(error.absolute_path)
-    if error.validator == "additionalProperties":
-        allowed = set(error.schema.get("properties", {}))
+def _resolve(root: dict[str, Any], ref: str) -> dict[str, Any]:
+    """The schema a local ``$ref`` (``#/$defs/name``) points to."""
+    target: Any = root
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return target
+
+
+def _property_names(schema: dict[str, Any], root: dict[str, Any]) -> set[str]:
+    """Keys a schema allows by name: its ``properties``, and those of ``$ref`` and ``allOf``."""
+    names = set(schema.get("properties", {}))
+    if "$ref" in schema:
+        names |= _property_names(_resolve(root, schema["$ref"]), root)
+    for sub in schema.get("allOf", []):
+        names |= _property_names(sub, root)
+    return names
+
+
+def _messages(
+    error: jsonschema.ValidationError, root: dict[str, Any], prefix: list[str]
+) -> list[str]:
+    path = prefix + list(error.absolute_path)
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        allowed = _property_names(error.schema, root)
+        # a known key that failed its own check is reported by that check, not as unknown
         unknown = sorted(set(error.instance) - allowed)
-        return "; ".join(
+        return [
             f"unknown config key '{_key(path + [k])}' (allowed: {', '.join(sorted(allowed))})"
             for k in unknown
-        )
+        ]
     if error.validator == "required":
         missing = error.message.split("'")[1]
-        return f"missing config key '{_key(path + [missing])}'"
-    return f"config key '{_key(path)}': {error.message}"
+        return [f"missing config key '{_key(path + [missing])}'"]
+    return [f"config key '{_key(path)}': {error.message}"]
 
 
-def load_schema(path: str | Path) -> dict[str, Any]:
-    """Read a YAML JSON-schema file."""
+def _check(instance: Any, schema: dict[str, Any], prefix: list[str], what: str) -> None:
+    """Validate ``instance`` in place (filling defaults); raise :class:`ConfigError`."""
+    validator = _filling(jsonschema.validators.validator_for(schema))(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path])
+    lines = [line for e in errors for line in _messages(e, schema, prefix)]
+    if lines:
+        raise ConfigError(f"invalid {what}:\n  " + "\n  ".join(dict.fromkeys(lines)))
+
+
+def load_schema(path: str | Path | None = None) -> dict[str, Any]:
+    """Read a YAML JSON-schema file (default :data:`SCHEMA_PATH`)."""
+    path = SCHEMA_PATH if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"config schema not found: {path} (rhoflow reads its settings from the "
+            "checkout's workflow/schemas; use it from the checkout or install it editable)"
+        )
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
-def validate(config: dict[str, Any], schema: dict[str, Any], workdir: str | Path = ".") -> None:
+@functools.cache
+def _default_schema() -> dict[str, Any]:
+    return load_schema()
+
+
+def section_schema(path: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The part of ``schema`` (default :data:`SCHEMA_PATH`) describing the config section at
+    ``path`` (``"voxels"``, ``"density.psi4"``, ``"render.settings"``), as a schema of its own
+    (with the root's ``$schema`` and ``$defs``)."""
+    root = _default_schema() if schema is None else schema
+    sub = root
+    for part in path.split("."):
+        try:
+            sub = sub["properties"][part]
+        except KeyError:
+            raise ConfigError(f"no config section {path!r} in the schema") from None
+    return {**{k: root[k] for k in ("$schema", "$defs") if k in root}, **sub}
+
+
+def section_settings(
+    path: str, given: Mapping[str, Any] | None = None, schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The settings of the config section at ``path`` (``"density.psi4"``, ``"voxels"``,
+    ``"render.settings"``): ``given`` (not modified) checked against the schema with every
+    default filled in. Raises :class:`ConfigError` naming the key, e.g.
+    ``unknown config key 'density.psi4.basiss' (allowed: ...)``."""
+    settings = _copy(given or {})
+    _check(settings, section_schema(path, schema), path.split("."), f"{path} settings")
+    if path in SECTION_CHECKS:
+        SECTION_CHECKS[path](settings)
+    return settings
+
+
+def _check_density(density: dict[str, Any]) -> None:
+    if density["engines"] and density["workers"] > density["threads"]:
+        raise ConfigError("config key 'density.workers': more workers than density.threads")
+
+
+def _check_render_settings(settings: dict[str, Any]) -> None:
+    levels, colors = settings["ramp_levels"], settings["ramp_colors"]
+    if len(levels) != len(colors):
+        raise ConfigError(
+            f"config key 'render.settings.ramp_colors': {len(colors)} colours for "
+            f"{len(levels)} ramp_levels"
+        )
+
+
+SECTION_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "density": _check_density,
+    "render.settings": _check_render_settings,
+}
+"""Checks of one key against another, by section: run by :func:`validate` and
+:func:`section_settings` after the schema."""
+
+
+def validate(
+    config: dict[str, Any], schema: dict[str, Any] | None = None, workdir: str | Path = "."
+) -> None:
     """Validate ``config`` in place (filling defaults); raise :class:`ConfigError` naming keys.
 
-    Beyond the schema: source names are unique and local source paths exist (relative to
-    ``workdir``); http(s) URLs are left to Snakemake's storage plugin.
+    Beyond the schema: the :data:`SECTION_CHECKS`, source names are unique, local source paths
+    exist (relative to ``workdir``; http(s) URLs are left to Snakemake's storage plugin) and
+    each representation reads an engine of ``density.engines``.
     """
-    cls = _fill_defaults(jsonschema.validators.validator_for(schema))
-    errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(_message(e) for e in errors))
+    _check(config, _default_schema() if schema is None else schema, [], "config")
+    for path, check in SECTION_CHECKS.items():
+        section: Any = config
+        for part in path.split("."):
+            section = section[part]
+        check(section)
     names = [s["name"] for s in config["sources"]]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -84,40 +210,12 @@ def validate(config: dict[str, Any], schema: dict[str, Any], workdir: str | Path
         path = source["path"]
         if not is_url(path) and not (Path(workdir) / path).exists():
             raise ConfigError(f"config key 'sources[{i}].path': input file not found: {path!r}")
-    _validate_engines(config.get("density", {}))
     for section in ("voxels", "pointclouds", "render"):
-        engine = config.get(section, {}).get("engine")
+        engine = config[section]["engine"]
         if engine is not None and engine not in config["density"]["engines"]:
             raise ConfigError(
                 f"config key '{section}.engine': {engine!r} is not in density.engines"
             )
-    _validate_render(config.get("render", {}))
-
-
-def _validate_render(render: dict[str, Any]) -> None:
-    if render.get("engine") is None:
-        return
-    from rhoflow.render import resolve_settings  # imported only when images are asked
-
-    try:
-        render["settings"] = resolve_settings(render["settings"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"config key 'render.settings': {exc}") from exc
-
-
-def _validate_engines(density: dict[str, Any]) -> None:
-    """Fill and check each configured engine's section with the engine's own validator."""
-    if not density.get("engines"):
-        return
-    from rhoflow.density import validate_settings  # imported only when densities are asked
-
-    if density["workers"] > density["threads"]:
-        raise ConfigError("config key 'density.workers': more workers than density.threads")
-    for engine in density["engines"]:
-        try:
-            density[engine] = validate_settings(engine, density[engine])
-        except ValueError as exc:
-            raise ConfigError(f"config key 'density.{engine}': {exc}") from exc
 
 
 def is_url(path: str) -> bool:

@@ -10,12 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 
 @contextmanager
@@ -42,15 +39,3 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
-
-
-def write_ids(group: Any, ids: Sequence[str], arrays: Sequence[Any]) -> None:
-    """Finish a per-molecule Zarr group: shrink each of ``arrays`` (first axis = molecule,
-    created for every input molecule) to ``len(ids)`` rows and store ``ids`` as the string
-    array ``ids`` [N] (row ``k`` of every array belongs to ``ids[k]``)."""
-    for array in arrays:
-        if array.shape[0] != len(ids):
-            array.resize((len(ids), *array.shape[1:]))
-    out = group.create_array("ids", shape=(len(ids),), dtype=str, chunks=(max(1, len(ids)),))
-    if ids:
-        out[...] = np.array(list(ids), dtype=str)

@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tqdm import tqdm
 
-from rhoflow.io import atomic_path, write_ids
+from rhoflow.io import atomic_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +37,7 @@ REASONS: frozenset[str] = frozenset(
         "filtered_charge",
         "filtered_charge_separation",
         # conformers
+        "unknown_bond_orders",
         "embed_failed",
         "forcefield_failed",
         "optimization_failed",
@@ -112,24 +113,3 @@ def each_molecule(
             failures.append(LedgerRow(mol_id, stage, reason, f"{type(exc).__name__}: {exc}"))
             continue
         yield pos, mol_id, value
-
-
-def fill_rows(
-    group: Any,
-    arrays: Sequence[Any],
-    ids: Sequence[str],
-    stage: str,
-    compute: Callable[[int], Sequence[Any]],
-    failures: list[LedgerRow],
-) -> list[str]:
-    """Fill per-molecule Zarr ``arrays`` (first axis = molecule, one row per input molecule)
-    of ``group``: ``compute(position)`` gives one row per array; failures are ledgered (see
-    :func:`each_molecule`), the arrays shrink to the molecules done and ``ids`` is written
-    (:func:`rhoflow.io.write_ids`). Returns the ids done."""
-    done: list[str] = []
-    for _, mol_id, rows in each_molecule(ids, stage, compute, failures):
-        for array, row in zip(arrays, rows, strict=True):
-            array[len(done)] = row
-        done.append(mol_id)
-    write_ids(group, done, arrays)
-    return done

@@ -6,7 +6,8 @@ A molecule table is one Parquet file (zstd) per shard with one row per molecule:
 column             type                  meaning
 =================  ====================  ====================================================
 id                 string                ``<source>:<native id>``, matches :data:`ID_PATTERN`
-smiles             string                RDKit canonical isomeric SMILES (implicit H)
+smiles             string                RDKit canonical isomeric SMILES (implicit H); empty
+                                         when the bond orders are unknown (below)
 charge             int16                 net charge (e)
 multiplicity       int16                 2S+1, lowest spin for the electron count: 1 + (radical
                                          electrons mod 2), the PubChemQC/PCQM4Mv2 convention
@@ -18,8 +19,17 @@ molblock           string                MDL V2000 block with explicit H (the bo
                                          source, not updated by later stages
 labels             string                JSON object of source labels; each key ends in its unit
                                          (``homo_lumo_gap_ev``, ``u0_hartree``, ``mu_debye``)
-provenance         string                JSON object: how the current coordinates were made
+provenance         string                JSON object: how the current coordinates were made;
+                                         ``bond_orders: "unknown"`` when they are (below)
 =================  ====================  ====================================================
+
+**Unknown bond orders.** A geometry-only input (XYZ frame, raw QM9 file) whose bond orders RDKit
+cannot determine (zwitterions, nitro groups, hypervalent atoms) is kept with its connectivity
+from interatomic distances: every bond single, no implicit hydrogens, formal charges or
+radicals, the net charge as given, the lowest multiplicity for the electron count. Such a
+molecule has ``provenance["bond_orders"] == "unknown"`` and an empty ``smiles``; its ``molblock``
+holds the connectivity only. Sources mark the RDKit molecule with :func:`mark_unknown_bond_orders`
+and :func:`from_rdkit` turns the mark into this form.
 
 Rows keep the order of the input. The file is written with fixed writer options and no
 timestamps, so the same molecules give byte-identical files.
@@ -39,6 +49,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rhoflow.io import atomic_path
+
+UNKNOWN_BOND_ORDERS = "unknown"
+"""``provenance["bond_orders"]`` of a molecule with connectivity only (see the module docs)."""
+_BOND_ORDERS_PROP = "rhoflow_bond_orders"
+_NET_CHARGE_PROP = "rhoflow_net_charge"
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")
 """Ids are safe in file names, shell words and PyMOL object names: no spaces or quotes."""
@@ -83,14 +98,25 @@ class Molecule:
     def n_atoms(self) -> int:
         return int(len(self.atomic_numbers))
 
+    @property
+    def bond_orders_known(self) -> bool:
+        """False for a connectivity-only molecule (``provenance["bond_orders"] == "unknown"``)."""
+        return self.provenance.get("bond_orders") != UNKNOWN_BOND_ORDERS
+
     def to_rdkit(self):  # -> rdkit.Chem.Mol
-        """RDKit molecule with explicit H; a conformer holds ``coords_angstrom`` if present."""
+        """RDKit molecule with explicit H; a conformer holds ``coords_angstrom`` if present.
+
+        Sanitized, except a connectivity-only molecule (single bonds, valences as found).
+        """
         from rdkit import Chem
         from rdkit.Geometry import Point3D
 
-        mol = Chem.MolFromMolBlock(self.molblock, sanitize=True, removeHs=False)
+        known = self.bond_orders_known
+        mol = Chem.MolFromMolBlock(self.molblock, sanitize=known, removeHs=False)
         if mol is None:
             raise ValueError(f"{self.id}: stored molblock does not parse")
+        if not known:
+            mol.UpdatePropertyCache(strict=False)
         mol.RemoveAllConformers()
         if self.coords_angstrom is not None:
             conf = Chem.Conformer(mol.GetNumAtoms())
@@ -99,6 +125,22 @@ class Molecule:
             conf.Set3D(True)
             mol.AddConformer(conf, assignId=True)
         return mol
+
+
+def mark_unknown_bond_orders(mol, charge: int) -> None:
+    """Mark an RDKit molecule with connectivity only (single bonds, ``NoImplicit`` atoms) as
+    having unknown bond orders and net ``charge`` (e), for :func:`from_rdkit`.
+
+    The mark is a molecule property: RDKit's default pickling drops it
+    (:class:`rhoflow.sources.SourceRecord` pickles it along).
+    """
+    mol.SetProp(_BOND_ORDERS_PROP, UNKNOWN_BOND_ORDERS)
+    mol.SetIntProp(_NET_CHARGE_PROP, int(charge))
+
+
+def has_unknown_bond_orders(mol) -> bool:
+    """Whether an RDKit molecule is marked by :func:`mark_unknown_bond_orders`."""
+    return bool(mol.HasProp(_BOND_ORDERS_PROP))
 
 
 def from_rdkit(
@@ -111,16 +153,26 @@ def from_rdkit(
     """Build a :class:`Molecule` from an RDKit molecule.
 
     Hydrogens are made explicit (with coordinates when the input has a 3D conformer). The first
-    conformer, if any and ``use_coordinates``, becomes ``coords_angstrom``.
+    conformer, if any and ``use_coordinates``, becomes ``coords_angstrom``. A molecule marked
+    by :func:`mark_unknown_bond_orders` gets an empty SMILES, the marked charge, the lowest
+    multiplicity for its electron count and ``provenance["bond_orders"] = "unknown"``.
     """
     from rdkit import Chem
 
     check_id(mol_id)
+    provenance = dict(provenance or {})
     has_conf = use_coordinates and mol.GetNumConformers() > 0
     molh = Chem.AddHs(mol, addCoords=has_conf)
-    smiles = Chem.MolToSmiles(Chem.RemoveHs(molh, sanitize=False))
-    charge = Chem.GetFormalCharge(molh)
-    n_radical = sum(a.GetNumRadicalElectrons() for a in molh.GetAtoms())
+    if has_unknown_bond_orders(mol):
+        smiles = ""
+        charge = mol.GetIntProp(_NET_CHARGE_PROP)
+        n_electrons = sum(a.GetAtomicNum() for a in molh.GetAtoms()) - charge
+        multiplicity = 1 + n_electrons % 2
+        provenance["bond_orders"] = UNKNOWN_BOND_ORDERS
+    else:
+        smiles = Chem.MolToSmiles(Chem.RemoveHs(molh, sanitize=False))
+        charge = Chem.GetFormalCharge(molh)
+        multiplicity = 1 + sum(a.GetNumRadicalElectrons() for a in molh.GetAtoms()) % 2
     coords = None
     if has_conf:
         coords = np.asarray(molh.GetConformer().GetPositions(), dtype=np.float64)
@@ -130,12 +182,12 @@ def from_rdkit(
         id=mol_id,
         smiles=smiles,
         charge=int(charge),
-        multiplicity=1 + int(n_radical) % 2,
+        multiplicity=int(multiplicity),
         atomic_numbers=np.array([a.GetAtomicNum() for a in molh.GetAtoms()], dtype=np.int64),
         molblock=Chem.MolToMolBlock(molh, includeStereo=True, kekulize=True),
         coords_angstrom=coords,
         labels=dict(labels or {}),
-        provenance=dict(provenance or {}),
+        provenance=provenance,
     )
 
 

@@ -12,9 +12,10 @@ order, repeated cyclically to length ``n_points`` (row ``i`` is FPS point ``i mo
 point above the threshold raises ``ValueError``.
 
 :func:`build_shard` seeds each molecule with ``(seed, crc32(id))`` so its cloud does not
-depend on the shard layout, and writes one Zarr v3 group with ``points`` float32 [N, P, 4]
-(one molecule per chunk), ``ids`` [N] (strings) and attributes ``features``, ``units``,
-``settings`` and ``source``.
+depend on the shard layout, and writes one per-molecule group
+(:class:`rhoflow.zarrgroup.MoleculeGroupWriter`) with ``points`` float32 ``[molecule, point,
+feature]`` (one molecule per inner chunk) and attributes ``features``, ``units``, ``settings``
+and ``source``; :func:`open_pointclouds` reads it back.
 """
 
 from __future__ import annotations
@@ -25,12 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
-from rhoflow.io import atomic_path
-from rhoflow.ledger import LedgerRow, fill_rows
+from rhoflow.config import section_settings
+from rhoflow.ledger import LedgerRow, each_molecule
 from rhoflow.result import Grid
 from rhoflow.units import ANGSTROM_PER_BOHR
+from rhoflow.zarrgroup import (
+    MoleculeGroup,
+    MoleculeGroups,
+    MoleculeGroupWriter,
+    open_representation,
+)
+
+FORMAT = "rhoflow-pointclouds"
 
 FEATURES: tuple[str, ...] = ("x", "y", "z", "density")
 """Columns of each point."""
@@ -38,24 +46,11 @@ FEATURES: tuple[str, ...] = ("x", "y", "z", "density")
 UNITS: dict[str, str] = {"x": "angstrom", "y": "angstrom", "z": "angstrom", "density": "e/bohr^3"}
 """Units of :data:`FEATURES`."""
 
-DEFAULTS: dict[str, Any] = {"threshold": 0.05, "n_points": 1024, "seed": 0}
-"""Settings: density threshold (e/bohr³, points strictly above it), points per molecule,
-base seed of the farthest-point sampling."""
-
-
 def settings_with_defaults(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """:data:`DEFAULTS` updated by ``settings``; unknown keys and bad values raise ValueError."""
-    merged = dict(DEFAULTS)
-    if settings:
-        unknown = set(settings) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(
-                f"unknown point-cloud settings {sorted(unknown)}; known {sorted(DEFAULTS)}"
-            )
-        merged.update(settings)
-    if int(merged["n_points"]) < 1:
-        raise ValueError(f"n_points must be at least 1, got {merged['n_points']!r}")
-    return merged
+    """``settings`` checked against the schema's ``pointclouds`` section with its defaults
+    filled (without ``engine``); :class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a
+    bad key."""
+    return {k: v for k, v in section_settings("pointclouds", settings).items() if k != "engine"}
 
 
 def farthest_point_sampling(
@@ -118,27 +113,30 @@ def build_shard(
 
     s = settings_with_defaults(settings)
     store = open_store(store_path)
-    n, p = len(store), int(s["n_points"])
+    p = int(s["n_points"])
     failures: list[LedgerRow] = []
 
-    def compute(pos: int) -> list[np.ndarray]:
+    def compute(pos: int) -> np.ndarray:
         seed = molecule_seed(int(s["seed"]), store.ids[pos])
-        return [point_cloud(store.grid(pos, "density"), s, seed)]
+        return point_cloud(store.grid(pos, "density"), s, seed)
 
-    with atomic_path(out_path) as tmp:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        group.attrs.update(
-            {
-                "format": "rhoflow-pointclouds",
-                "features": list(FEATURES),
-                "units": UNITS,
-                "layout": "points[molecule, point, feature]",
-                "settings": dict(s),
-                "source": str(store_path),
-            }
+    attributes = {"features": list(FEATURES), "units": UNITS, "settings": dict(s),
+                  "source": str(store_path)}
+    with MoleculeGroupWriter(out_path, FORMAT, attributes) as out:
+        out.array(
+            "points",
+            (p, len(FEATURES)),
+            "float32",
+            ("molecule", "point", "feature"),
+            "x, y, z: angstrom; density: e/bohr^3",
+            features=list(FEATURES),
         )
-        points = group.create_array(
-            "points", shape=(n, p, len(FEATURES)), dtype="float32", chunks=(1, p, len(FEATURES))
-        )
-        fill_rows(group, [points], store.ids, "pointclouds", compute, failures)
+        for _, mol_id, cloud in each_molecule(store.ids, "pointclouds", compute, failures):
+            out.add(mol_id, points=cloud)
     return failures
+
+
+def open_pointclouds(path: str | Path | list[str | Path]) -> MoleculeGroup | MoleculeGroups:
+    """Point-cloud groups written by :func:`build_shard` (one path or a list of shards):
+    ``open_pointclouds(path)[id]["points"]`` is the float32 ``[P, 4]`` cloud of one molecule."""
+    return open_representation(path, FORMAT)

@@ -37,11 +37,10 @@ def summarize(
         for store in stores:
             out[f"density_{Path(store).parent.name}"] += len(open_store(store))
     if representations:
-        import zarr
+        from rhoflow.zarrgroup import open_representation
 
         for group in representations:
-            ids = zarr.open_array(str(Path(group) / "ids"), mode="r")
-            out[Path(group).parent.name] += ids.shape[0]
+            out[Path(group).parent.name] += len(open_representation(group))
     reasons: Counter[tuple[str, str]] = Counter()
     for ledger in ledgers:
         reasons.update(count_reasons(read_ledger(ledger)))

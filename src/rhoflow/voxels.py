@@ -51,10 +51,12 @@ atoms are rotated about the centroid and the density is resampled at the back-ro
 centres (|∇ρ| is rotation-invariant, so it is resampled the same way); integrals of all
 channels are preserved up to sampling error.
 
-:func:`build_shard` turns one density shard store into one Zarr v3 group with arrays
-``voxels`` float16 ``[N, C, D, D, D]`` (chunked one molecule per chunk) and ``ids`` (strings,
-``[N]``), and attributes ``channels``, ``units``, ``edge_angstrom``, ``resolution_angstrom``,
+:func:`build_shard` turns one density shard store into one per-molecule group
+(:class:`rhoflow.zarrgroup.MoleculeGroupWriter`: ``ids``, sharded arrays, ``complete``
+marker) with ``voxels`` float16 ``[molecule, channel, x, y, z]`` (one molecule per inner chunk)
+and attributes ``channels``, ``units``, ``edge_angstrom``, ``resolution_angstrom``,
 ``box_points``, ``settings`` and ``source``. No rotation is applied when building shards.
+:func:`open_voxels` reads them back: ``open_voxels(path)[id]["voxels"]``.
 """
 
 from __future__ import annotations
@@ -66,14 +68,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
-from rhoflow.io import atomic_path
-from rhoflow.ledger import LedgerRow, fill_rows
+from rhoflow.config import section_settings
+from rhoflow.ledger import LedgerRow, each_molecule
 from rhoflow.result import Grid
 from rhoflow.units import ANGSTROM_PER_BOHR
+from rhoflow.zarrgroup import (
+    MoleculeGroup,
+    MoleculeGroups,
+    MoleculeGroupWriter,
+    open_representation,
+)
 
 ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "S", "Cl", "other")
 """Atom channels, in order; ``other`` collects every other element."""
@@ -81,21 +88,10 @@ ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "S", "Cl", "other")
 ELEMENT_Z: tuple[int, ...] = (1, 6, 7, 8, 9, 16, 17)
 """Atomic numbers of the named element channels (``other`` is the last channel)."""
 
+FORMAT = "rhoflow-voxels"
+
 CHANNELS: tuple[str, ...] = (*ELEMENTS, "density", "density_gradient_norm", "vdw_shape")
 """All channels of :func:`voxelize`, in order."""
-
-DEFAULTS: dict[str, Any] = {
-    "edge_angstrom": 24.0,
-    "resolution_angstrom": 0.5,
-    "sigma_angstrom": 0.5,
-    "density_units": "e/bohr^3",
-    "vdw_scale": 1.0,
-    "density_sampling": "auto",
-}
-"""Settings of :func:`voxelize` and :func:`build_shard`: box edge and voxel size (Å), Gaussian
-standard deviation of the atom channels (Å), units of the density channels (``"e/bohr^3"`` or
-``"e/angstrom^3"``), factor on the van der Waals radii, how the density channels are resampled
-(``"deposit"``, ``"interpolate"`` or ``"auto"``, see the module docstring)."""
 
 VDW_RADII_ANGSTROM: dict[int, float] = {
     1: 1.20, 2: 1.40, 5: 1.92, 6: 1.70, 7: 1.55, 8: 1.52, 9: 1.47, 10: 1.54, 11: 2.27,
@@ -104,26 +100,11 @@ VDW_RADII_ANGSTROM: dict[int, float] = {
 }  # fmt: skip
 """Bondi (1964) van der Waals radii (Å) by atomic number (B, Si: Mantina et al. 2009)."""
 
-_DENSITY_UNITS = ("e/bohr^3", "e/angstrom^3")
-_SAMPLING = ("auto", "deposit", "interpolate")
-
-
 def settings_with_defaults(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """:data:`DEFAULTS` updated by ``settings``; unknown keys and bad values raise ValueError."""
-    merged = dict(DEFAULTS)
-    if settings:
-        unknown = set(settings) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown voxel settings {sorted(unknown)}; known {sorted(DEFAULTS)}")
-        merged.update(settings)
-    if merged["density_units"] not in _DENSITY_UNITS:
-        raise ValueError(f"density_units must be one of {_DENSITY_UNITS}")
-    if merged["density_sampling"] not in _SAMPLING:
-        raise ValueError(f"density_sampling must be one of {_SAMPLING}")
-    for key in ("edge_angstrom", "resolution_angstrom", "sigma_angstrom", "vdw_scale"):
-        if not float(merged[key]) > 0:
-            raise ValueError(f"{key} must be positive, got {merged[key]!r}")
-    return merged
+    """``settings`` checked against the schema's ``voxels`` section with its defaults filled
+    (without ``engine``); :class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad
+    key."""
+    return {k: v for k, v in section_settings("voxels", settings).items() if k != "engine"}
 
 
 def box_points(settings: Mapping[str, Any] | None = None) -> int:
@@ -455,38 +436,42 @@ def build_shard(
     s = settings_with_defaults(settings)
     store = open_store(store_path)
     d = box_points(s)
-    n = len(store)
     f16_max = float(np.finfo(np.float16).max)
     failures: list[LedgerRow] = []
 
-    def compute(pos: int) -> list[np.ndarray]:
+    def compute(pos: int) -> np.ndarray:
         numbers, coords = store.atoms(pos)
         cube = voxelize(numbers, coords, store.grid(pos, "density"), s)
         if not np.all(np.isfinite(cube)):
             raise ValueError("voxel grid has non-finite values")
-        return [np.clip(cube, -f16_max, f16_max).astype(np.float16)]
+        return np.clip(cube, -f16_max, f16_max).astype(np.float16)
 
-    with atomic_path(out_path) as tmp:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        group.attrs.update(
-            {
-                "format": "rhoflow-voxels",
-                "channels": list(CHANNELS),
-                "units": units(s),
-                "layout": "voxels[molecule, channel, x, y, z]; x slowest",
-                "edge_angstrom": float(s["edge_angstrom"]),
-                "resolution_angstrom": float(s["resolution_angstrom"]),
-                "box_points": d,
-                "box_centre": "centroid of the atom positions",
-                "settings": dict(s),
-                "source": str(store_path),
-            }
-        )
-        voxels = group.create_array(
+    attributes = {
+        "channels": list(CHANNELS),
+        "units": units(s),
+        "edge_angstrom": float(s["edge_angstrom"]),
+        "resolution_angstrom": float(s["resolution_angstrom"]),
+        "box_points": d,
+        "box_centre": "centroid of the atom positions",
+        "settings": dict(s),
+        "source": str(store_path),
+    }
+    with MoleculeGroupWriter(out_path, FORMAT, attributes) as out:
+        out.array(
             "voxels",
-            shape=(n, len(CHANNELS), d, d, d),
-            dtype="float16",
-            chunks=(1, len(CHANNELS), d, d, d),
+            (len(CHANNELS), d, d, d),
+            "float16",
+            ("molecule", "channel", "x", "y", "z"),
+            "per channel, see channel_units",
+            channels=list(CHANNELS),
+            channel_units=[units(s)[c] for c in CHANNELS],
         )
-        fill_rows(group, [voxels], store.ids, "voxels", compute, failures)
+        for _, mol_id, cube in each_molecule(store.ids, "voxels", compute, failures):
+            out.add(mol_id, voxels=cube)
     return failures
+
+
+def open_voxels(path: str | Path | list[str | Path]) -> MoleculeGroup | MoleculeGroups:
+    """Voxel groups written by :func:`build_shard` (one path or a list of shards):
+    ``open_voxels(path)[id]["voxels"]`` is the float16 ``[C, D, D, D]`` grid of one molecule."""
+    return open_representation(path, FORMAT)

@@ -51,6 +51,20 @@ def shard_tables(wildcards=None):
     return expand(f"{RESULTS}/shards/{{shard}}.parquet", shard=shard_names())
 
 
+def source_shard_tables(wildcards):
+    """The shard molecule tables of one source (wildcard ``source``)."""
+    return [
+        f"{RESULTS}/shards/{shard}.parquet"
+        for shard in shard_names()
+        if shard.rsplit("-", 1)[0] == wildcards.source
+    ]
+
+
+def source_format(wildcards):
+    """The format of one source (wildcard ``source``)."""
+    return next(s["format"] for s in config["sources"] if s["name"] == wildcards.source)
+
+
 def conformer_tables(wildcards=None):
     return expand(f"{RESULTS}/conformers/{{shard}}.parquet", shard=shard_names())
 
@@ -116,5 +130,7 @@ def representation_outputs(wildcards=None):
 
 def all_targets(wildcards=None):
     indexes = [f"{RESULTS}/density/{e}/index.parquet" for e in config["density"]["engines"]]
+    labels = [f"{RESULTS}/density/{e}/labels.parquet" for e in config["density"]["engines"]]
+    splits = [f"{RESULTS}/splits/{s['name']}.parquet" for s in config["sources"]]
     summary = [f"{RESULTS}/summary/stages.tsv", f"{RESULTS}/summary/stages.md"]
-    return [*summary, *indexes, *representation_outputs()]
+    return [*summary, *indexes, *labels, *splits, *representation_outputs()]

@@ -4,19 +4,29 @@ Methods (``settings["method"]``):
 
 ``source``
     Keep the source's coordinates; molecules without any get a ``missing_coordinates`` row.
+    Molecules with unknown bond orders (connectivity only, see :mod:`rhoflow.molecule`) are
+    kept like any other.
 ``etkdg``
     ETKDGv3 + MMFF94 conformer search keeping the ``k_lowest`` distinct conformers
-    (:mod:`rhoflow.conformers.etkdg`).
+    (:mod:`rhoflow.conformers.etkdg`). It needs bond orders: molecules with unknown ones get an
+    ``unknown_bond_orders`` row.
 
 Re-optimisation (``settings["reoptimize"]``): ``none`` keeps the lowest-MMFF94 conformer (or the
 source geometry); ``mindo3`` / ``xtb`` minimise every candidate (the k conformers, or the source
 geometry) with MINDO/3 or GFN2-xTB (:mod:`~rhoflow.conformers.mindo3`,
 :mod:`~rhoflow.conformers.xtb`) and keep the lowest in energy. Candidates that fail are skipped;
-the molecule fails only if all do.
+the molecule fails only if all do. ``auto`` (the default, :func:`resolve_reoptimize`) is
+``mindo3`` after ``etkdg`` and ``none`` for ``source``: a source geometry (e.g. PCQM4Mv2's DFT
+one, at which its labels were computed) is kept as given unless re-optimisation is asked for
+explicitly. A molecule with an element MINDO/3 has no parameters for (it covers H B C N O F Si
+P S Cl) is re-optimised with GFN2-xTB instead, recorded as ``reoptimizer: "xtb"`` and
+``reoptimize_fallback`` (why).
 
 Every molecule runs in its own child process (:func:`rhoflow.parallel.run_isolated`) with a
 wall-time limit of ``settings["timeout_s"]``; any failure becomes one ledger row and the rest of
-the shard completes. Provenance keys: ``method``, ``reoptimize``, ``n_embedded``,
+the shard completes. Provenance keys: ``method``, ``reoptimize`` (resolved: ``none``,
+``mindo3`` or ``xtb``), ``reoptimizer`` (the engine that ran) and ``reoptimize_fallback``,
+``bond_orders`` (kept from the input, ``unknown`` for connectivity only), ``n_embedded``,
 ``n_after_prune``, ``k``, ``seed``, ``forcefield`` (MMFF94, or UFF where MMFF94 has no types)
 and ``forcefield_energy_kcal_per_mol`` (etkdg, of the kept conformer); ``energy_hartree``,
 ``max_force_hartree_per_bohr``, ``optimizer_steps``, ``optimizer_evaluations``,
@@ -43,7 +53,7 @@ from rhoflow.parallel import Failure, StageFailure, run_isolated
 
 STAGE = "conformers"
 METHODS = ("source", "etkdg")
-REOPTIMIZERS = ("none", "mindo3", "xtb")
+REOPTIMIZERS = ("auto", "none", "mindo3", "xtb")
 
 _ENGINE_MODULES = {"mindo3": "rhoflow.conformers.mindo3", "xtb": "rhoflow.conformers.xtb"}
 
@@ -58,22 +68,45 @@ def generate_shard(
     each. ``source`` without re-optimisation only copies coordinates and runs in-process.
     """
     _check_settings(settings)
+    settings = {**settings, "reoptimize": resolve_reoptimize(settings)}
     outcomes: dict[int, dict[str, Any] | Failure] = {}
     todo: list[int] = []
     for index, mol in enumerate(molecules):
-        if settings["method"] == "source" and mol.coords_angstrom is None:
-            outcomes[index] = Failure("missing_coordinates", "the source gave no 3D coordinates")
+        unfit = _unfit(mol, settings["method"])
+        if unfit is not None:
+            outcomes[index] = unfit
         elif settings["method"] == "source" and settings["reoptimize"] == "none":
             outcomes[index] = _run_inline(mol, settings)
         else:
             todo.append(index)
     if todo:
-        _preload(settings)
+        _preload(settings, [molecules[i] for i in todo])
     job = partial(_indexed_job, molecules=molecules, settings=settings)
     timeout_s = float(settings["timeout_s"])
     for index, outcome in run_isolated(job, todo, timeout_s=timeout_s, workers=workers, desc=STAGE):
         outcomes[index] = outcome
     return _assemble(molecules, outcomes)
+
+
+def resolve_reoptimize(settings: dict[str, Any]) -> str:
+    """The re-optimiser a ``reoptimize`` setting means for its ``method``: ``auto`` is ``none``
+    for ``source`` (keep the given geometry) and ``mindo3`` for ``etkdg``."""
+    if settings["reoptimize"] == "auto":
+        return "none" if settings["method"] == "source" else "mindo3"
+    return settings["reoptimize"]
+
+
+def _unfit(mol: Molecule, method: str) -> Failure | None:
+    """Why ``method`` cannot start on ``mol`` (no coordinates, no bond orders), or None."""
+    if method == "source" and mol.coords_angstrom is None:
+        return Failure("missing_coordinates", "the source gave no 3D coordinates")
+    if method == "etkdg" and not mol.bond_orders_known:
+        return Failure(
+            "unknown_bond_orders",
+            "ETKDG and MMFF94 need bond orders; the source geometry gave connectivity only "
+            "(conformers.method: source keeps it)",
+        )
+    return None
 
 
 def _run_inline(mol: Molecule, settings: dict[str, Any]) -> dict[str, Any] | Failure:
@@ -84,14 +117,16 @@ def _run_inline(mol: Molecule, settings: dict[str, Any]) -> dict[str, Any] | Fai
         return Failure(exc.reason, exc.message)
 
 
-def _preload(settings: dict[str, Any]) -> None:
+def _preload(settings: dict[str, Any], molecules: list[Molecule]) -> None:
     """Import what the children need once, in the parent, so each fork starts warm.
 
     Only imports: no OpenMP region runs in the parent (children also reset thread pools).
     """
     import rhoflow.conformers.etkdg  # noqa: F401
 
-    _engine(settings["reoptimize"])
+    reoptimize = settings["reoptimize"]
+    for name in {choose_reoptimizer(reoptimize, m.atomic_numbers)[0] for m in molecules}:
+        _engine(name)
 
 
 def _indexed_job(index: int, molecules: list[Molecule], settings: dict[str, Any]) -> dict[str, Any]:
@@ -122,16 +157,26 @@ def _assemble(
 def make_geometry(mol: Molecule, settings: dict[str, Any]) -> dict[str, Any]:
     """Coordinates (Å, ``[n_atoms, 3]``) and provenance for one molecule; raises StageFailure."""
     start = time.perf_counter()
-    engine = _engine(settings["reoptimize"])
+    unfit = _unfit(mol, settings["method"])
+    if unfit is not None:
+        raise StageFailure(unfit.reason, unfit.message)
+    reoptimize = resolve_reoptimize(settings)
+    name, fallback = choose_reoptimizer(reoptimize, mol.atomic_numbers)
+    engine = _engine(name)
     if engine is not None:
         engine.check_elements(mol.atomic_numbers)
     if settings["method"] == "etkdg":
         candidates, ff_energies, provenance = _etkdg_candidates(mol, settings)
     else:
         candidates, ff_energies, provenance = [_source_coords(mol)], [], {}
-    provenance = {"method": settings["method"], "reoptimize": settings["reoptimize"], **provenance}
+    provenance = {"method": settings["method"], "reoptimize": reoptimize, **provenance}
+    if not mol.bond_orders_known:
+        provenance["bond_orders"] = mol.provenance["bond_orders"]
     chosen = 0
     if engine is not None:
+        provenance["reoptimizer"] = name
+        if fallback is not None:
+            provenance["reoptimize_fallback"] = fallback
         chosen, coords, reopt = _reoptimize(mol, candidates, engine)
         provenance.update(reopt)
     else:
@@ -151,6 +196,21 @@ def _source_coords(mol: Molecule) -> np.ndarray:
             "missing_coordinates", f"{coords.shape[0]} coordinates for {mol.n_atoms} atoms"
         )
     return coords
+
+
+def choose_reoptimizer(reoptimize: str, atomic_numbers: np.ndarray) -> tuple[str, str | None]:
+    """The engine that re-optimises a molecule and why it differs from ``reoptimize`` (or None).
+
+    ``mindo3`` becomes ``xtb`` for a molecule with an element MINDO/3 has no parameters for.
+    """
+    if reoptimize == "mindo3":
+        from rhoflow.conformers.mindo3 import check_elements
+
+        try:
+            check_elements(atomic_numbers)
+        except StageFailure as exc:
+            return "xtb", exc.message
+    return reoptimize, None
 
 
 def _engine(name: str) -> Any:

@@ -1,11 +1,13 @@
 """Density engines: molecules with coordinates + settings → densities on regular grids.
 
-Every engine takes a plain settings dict (its ``DEFAULTS`` list every key; unknown keys are
-errors) and returns, per molecule, a :class:`DensityResult`: the total density (e/bohr³) on a
-grid in bohr (:mod:`rhoflow.density.grid`), the ESP (Hartree/e) where the engine gives one,
-labels (energies in Hartree, keys with units), physical checks (:mod:`rhoflow.density.checks`)
-and provenance. A molecule that fails becomes a :class:`LedgerRow` (``scf_not_converged``,
-``engine_error``, ``timeout``, ``missing_coordinates``); the shard carries on.
+Every engine takes a plain settings dict (``density.<engine>`` of
+``workflow/schemas/config.schema.yaml``: every key with its type, default, unit and meaning;
+unknown keys are errors) and returns, per molecule, a :class:`DensityResult`: the total density
+(e/bohr³) on a grid in bohr (:mod:`rhoflow.density.grid`), the ESP (Hartree/e) where the engine
+gives one, labels (energies in Hartree, keys with units), physical checks
+(:mod:`rhoflow.density.checks`) and provenance. A molecule that fails becomes a
+:class:`LedgerRow` (``scf_not_converged``, ``engine_error``, ``timeout``,
+``missing_coordinates``); the shard carries on.
 
 =======  ==========================================  ===========================  ==========
 engine   method (default)                            density                      ESP
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,29 +47,28 @@ PARSE_GRACE_S = 60.0
 
 @dataclass(frozen=True)
 class Engine:
-    """One density engine: its settings defaults, validator and per-molecule function."""
+    """One density engine: its settings validator and per-molecule function."""
 
     name: str
-    defaults: dict[str, Any]
-    validate: Callable[[dict[str, Any]], dict[str, Any]]
+    validate: Callable[[Mapping[str, Any]], dict[str, Any]]
     run: Callable[..., DensityResult]
     takes_scratch: bool
 
 
 ENGINES: dict[str, Engine] = {
-    "psi4": Engine("psi4", psi4_engine.DEFAULTS, psi4_engine.validate, psi4_engine.run, True),
-    "pyscf": Engine("pyscf", pyscf_engine.DEFAULTS, pyscf_engine.validate, pyscf_engine.run,
-                    False),
-    "xtb": Engine("xtb", xtb_engine.DEFAULTS, xtb_engine.validate, xtb_engine.run, True),
+    "psi4": Engine("psi4", psi4_engine.validate, psi4_engine.run, True),
+    "pyscf": Engine("pyscf", pyscf_engine.validate, pyscf_engine.run, False),
+    "xtb": Engine("xtb", xtb_engine.validate, xtb_engine.run, True),
 }
 """Engines by config name."""
 
 
-def validate_settings(engine: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` checked and completed with the engine's defaults (``ValueError`` if bad)."""
+def validate_settings(engine: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` checked and completed with the engine's defaults from the schema
+    (``ValueError`` naming the key if bad)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown density engine {engine!r} (known: {', '.join(ENGINES)})")
-    return ENGINES[engine].validate(dict(settings))
+    return ENGINES[engine].validate(settings)
 
 
 def _run_one(

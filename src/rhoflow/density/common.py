@@ -1,87 +1,18 @@
-"""Pieces every engine shares: settings merging, spin state, units, labels, provenance."""
+"""Pieces every engine shares: spin state, units, labels, provenance."""
 
 from __future__ import annotations
 
 import ctypes
-import re
 import signal
 import socket
 from typing import Any
 
 import numpy as np
 
-from rhoflow.density.grid import GRID_DEFAULTS, validate_grid_settings
 from rhoflow.elements import MAX_Z_ENGINES, SYMBOLS
 from rhoflow.molecule import Molecule
 from rhoflow.parallel import StageFailure
 from rhoflow.units import EV_PER_HARTREE
-
-COMMON_DEFAULTS: dict[str, Any] = {
-    **GRID_DEFAULTS,
-    "multiplicity": "molecule",
-    "timeout_s": 3600.0,
-}
-"""Settings every engine takes.
-
-====================  =========  ===========  ==================================================
-key                   type       default      meaning
-====================  =========  ===========  ==================================================
-grid                  str        cubeprop     ``cubeprop`` (spacing + overage) or ``box`` (n³)
-spacing_bohr          float      0.4          cubeprop: grid step (bohr)
-overage_bohr          float      4.0          cubeprop: margin beyond the outermost atoms (bohr)
-box_points            int        128          box: points per axis
-box_edge_bohr         float|null null         box: edge (bohr); null → extent + 2·margin
-box_margin_bohr       float      4.0          box: margin when the edge is derived (bohr)
-multiplicity          str        molecule     ``molecule``: Molecule.multiplicity; ``lowest``:
-                                              1 for even, 2 for odd electron counts (PubChemQC)
-timeout_s             float      3600         wall-time limit of the engine per molecule (s)
-====================  =========  ===========  ==================================================
-"""
-
-MULTIPLICITY_MODES = ("molecule", "lowest")
-
-
-BASIS_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9*+(),_-]{0,39}$")
-"""Basis set names: ``sto-3g``, ``6-31G**``, ``6-311+G(2d,p)``, ``def2-SVP``, ``cc-pVDZ``."""
-
-
-def merge_settings(
-    defaults: dict[str, Any], settings: dict[str, Any], engine: str
-) -> dict[str, Any]:
-    """``defaults`` updated with ``settings``; unknown keys raise ``ValueError``."""
-    unknown = sorted(set(settings) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown {engine} settings {unknown} (known: {sorted(defaults)})")
-    merged = {**defaults, **settings}
-    validate_grid_settings(merged)
-    if merged["multiplicity"] not in MULTIPLICITY_MODES:
-        raise ValueError(f"multiplicity must be one of {MULTIPLICITY_MODES}")
-    timeout = merged["timeout_s"]
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"timeout_s must be a number > 0, got {timeout!r}")
-    return merged
-
-
-def check_basis(basis: Any) -> str:
-    """Return ``basis`` if it is a plausible basis set name, else raise ``ValueError``."""
-    if not isinstance(basis, str) or not BASIS_PATTERN.match(basis):
-        raise ValueError(f"basis must match {BASIS_PATTERN.pattern}, got {basis!r}")
-    return basis
-
-
-def check_choice(settings: dict[str, Any], key: str, choices: tuple[Any, ...]) -> None:
-    """Raise ``ValueError`` unless ``settings[key]`` is one of ``choices``."""
-    if settings[key] not in choices:
-        raise ValueError(f"{key} must be one of {choices}, got {settings[key]!r}")
-
-
-def check_number(settings: dict[str, Any], key: str, minimum: float, integer: bool = False) -> None:
-    """Raise ``ValueError`` unless ``settings[key]`` is a number (an int) > ``minimum``."""
-    value = settings[key]
-    kinds = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= minimum:
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{key} must be {kind} > {minimum:g}, got {value!r}")
 
 
 def total_electrons(molecule: Molecule) -> int:

@@ -1,6 +1,7 @@
 """Where the density is sampled: regular axis-aligned grids in bohr.
 
-Two constructions, chosen by the engine setting ``grid``:
+Two constructions, chosen by the engine setting ``grid`` (the grid settings, their defaults and
+units: ``$defs/density_engine`` in ``workflow/schemas/config.schema.yaml``):
 
 ``cubeprop`` (spacing + overage, the psi4/EDBench grid)
     psi4 1.3.2 ``CubicScalarGrid::build_grid`` reproduced exactly, per axis k: take the
@@ -29,18 +30,6 @@ from typing import Any
 import numpy as np
 
 from rhoflow.result import Grid
-
-GRID_KINDS = ("cubeprop", "box")
-
-GRID_DEFAULTS: dict[str, Any] = {
-    "grid": "cubeprop",
-    "spacing_bohr": 0.4,
-    "overage_bohr": 4.0,
-    "box_points": 128,
-    "box_edge_bohr": None,
-    "box_margin_bohr": 4.0,
-}
-"""Grid settings shared by every engine (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -126,30 +115,11 @@ def box_grid(
 
 
 def grid_for(coords_bohr: np.ndarray, settings: dict[str, Any]) -> GridSpec:
-    """The grid the engine settings ask for (keys of :data:`GRID_DEFAULTS`)."""
+    """The grid validated engine settings ask for (``grid`` and its keys)."""
     kind = settings["grid"]
     if kind == "cubeprop":
         return cubeprop_grid(coords_bohr, settings["spacing_bohr"], settings["overage_bohr"])
     if kind == "box":
         return box_grid(coords_bohr, settings["box_points"], settings["box_edge_bohr"],
                         settings["box_margin_bohr"])
-    raise ValueError(f"unknown grid {kind!r} (known: {', '.join(GRID_KINDS)})")
-
-
-def validate_grid_settings(settings: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the first bad grid setting."""
-    if settings["grid"] not in GRID_KINDS:
-        raise ValueError(f"grid must be one of {GRID_KINDS}, got {settings['grid']!r}")
-    for key in ("spacing_bohr", "box_margin_bohr", "overage_bohr"):
-        value = settings[key]
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{key} must be a number >= 0, got {value!r}")
-    if settings["spacing_bohr"] <= 0:
-        raise ValueError("spacing_bohr must be > 0")
-    points = settings["box_points"]
-    if not isinstance(points, int) or isinstance(points, bool) or points < 2:
-        raise ValueError(f"box_points must be an integer >= 2, got {points!r}")
-    edge = settings["box_edge_bohr"]
-    if edge is not None and (isinstance(edge, bool) or not isinstance(edge, int | float)
-                             or edge <= 0):
-        raise ValueError(f"box_edge_bohr must be null or a number > 0, got {edge!r}")
+    raise ValueError(f"unknown grid {kind!r}")

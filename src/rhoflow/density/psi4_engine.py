@@ -14,27 +14,10 @@ libxc ``HYB_GGA_XC_B3LYP`` (VWN_RPA); 6-31G* / 6-31G** are cartesian in psi4's b
 the ESP electronic part is density-fitted with ``DF_BASIS_SCF`` (cc-pVDZ-JKFIT for 6-31G*);
 cube values are written with six significant digits (``%12.5E``).
 
-Nothing user-given enters the input unchecked: the method and basis must match strict patterns
-and every number is formatted here.
+Nothing user-given enters the input unchecked: the method and basis must match the schema's
+strict patterns and every number is formatted here.
 
-Settings (besides the shared ones of :data:`rhoflow.density.common.COMMON_DEFAULTS`):
-
-====================  =========  ========  ========================================================
-key                   type       default   meaning
-====================  =========  ========  ========================================================
-method                str        b3lyp     ``hf`` or a psi4 functional name (lower case)
-basis                 str        6-31g**   psi4 basis name
-reference             str        auto      auto | restricted | unrestricted (→ rks/uks, rhf/uhf)
-cartesian             bool|null  null      null: the basis file's choice (6-31G* cartesian)
-scf_type              str        df        df | pk | direct | out_of_core | mem_df | disk_df | cd
-e_convergence         float      1e-8      SCF energy convergence (Hartree)
-d_convergence         float      1e-8      SCF density convergence
-maxiter               int        100       SCF iterations before ``scf_not_converged``
-dft_radial_points     int        75        DFT radial grid points
-dft_spherical_points  int        302       DFT Lebedev points (a Lebedev order)
-memory_mb             int        2000      psi4 memory (MB)
-esp                   bool       true      also the ESP cube
-====================  =========  ========  ========================================================
+Settings: ``density.psi4`` of ``workflow/schemas/config.schema.yaml``, filled by :func:`validate`.
 """
 
 from __future__ import annotations
@@ -46,25 +29,22 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rhoflow.config import section_settings
 from rhoflow.density.checks import check_electron_count, density_checks
 from rhoflow.density.common import (
-    COMMON_DEFAULTS,
     annotate_functional,
-    check_basis,
-    check_choice,
-    check_number,
     coords_angstrom,
     die_with_parent,
     dipole_labels,
     element_symbols,
     frontier_from_spins,
     frontier_labels,
-    merge_settings,
     provenance,
     spin_multiplicity,
     total_electrons,
@@ -76,34 +56,11 @@ from rhoflow.result import DensityResult, Grid
 
 NAME = "psi4"
 
-DEFAULTS: dict[str, Any] = {
-    **COMMON_DEFAULTS,
-    "method": "b3lyp",
-    "basis": "6-31g**",
-    "reference": "auto",
-    "cartesian": None,
-    "scf_type": "df",
-    "e_convergence": 1e-8,
-    "d_convergence": 1e-8,
-    "maxiter": 100,
-    "dft_radial_points": 75,
-    "dft_spherical_points": 302,
-    "memory_mb": 2000,
-    "esp": True,
-}
-"""psi4 settings (plus the shared grid/spin/timeout keys of ``COMMON_DEFAULTS``)."""
-
 PSI4_BOHR_ANGSTROM = 0.52917721067
 """psi4 1.3.2's bohr (CODATA 2014); checked against the running psi4 after every run."""
 
-METHOD_PATTERN = re.compile(r"^[a-z][a-z0-9_+-]{0,31}$")
-SCF_TYPES = ("df", "pk", "direct", "out_of_core", "mem_df", "disk_df", "cd")
 DF_SCF_TYPES = ("df", "mem_df", "disk_df")
 """SCF types after which the wavefunction carries DF_BASIS_SCF (cubeprop's ESP needs it)."""
-REFERENCES = ("auto", "restricted", "unrestricted")
-LEBEDEV_ORDERS = (6, 14, 26, 38, 50, 74, 86, 110, 146, 170, 194, 230, 266, 302, 350, 434, 590,
-                  770, 974, 1202, 1454, 1730, 2030, 2354, 2702, 3074, 3470, 3890, 4334, 4802,
-                  5294, 5810)
 JSON_NAME = "rhoflow.json"
 NOT_CONVERGED = re.compile(r"Could not converge SCF|ConvergenceError: ", re.IGNORECASE)
 """psi4 convergence failures raised where the input cannot catch them (C++ PsiException)."""
@@ -111,22 +68,11 @@ BOX_NUDGE = 1e-9
 """Relative shrink of the overage passed for box grids so psi4's ceil lands on n − 1 steps."""
 
 
-def validate(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings merged with :data:`DEFAULTS`; ``ValueError`` names a bad key."""
-    s = merge_settings(DEFAULTS, settings, NAME)
-    if not isinstance(s["method"], str) or not METHOD_PATTERN.match(s["method"].lower()):
-        raise ValueError(f"method must match {METHOD_PATTERN.pattern}, got {s['method']!r}")
+def validate(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` checked against the schema with its defaults filled, the method lower-cased
+    (:class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad key)."""
+    s = section_settings(f"density.{NAME}", settings)
     s["method"] = s["method"].lower()
-    check_basis(s["basis"])
-    check_choice(s, "reference", REFERENCES)
-    check_choice(s, "cartesian", (None, True, False))
-    check_choice(s, "scf_type", SCF_TYPES)
-    check_choice(s, "esp", (True, False))
-    check_choice(s, "dft_spherical_points", LEBEDEV_ORDERS)
-    for key in ("e_convergence", "d_convergence"):
-        check_number(s, key, 0.0)
-    for key in ("maxiter", "dft_radial_points", "memory_mb"):
-        check_number(s, key, 0, integer=True)
     return s
 
 

@@ -21,45 +21,26 @@ ESP (Hartree/e), ``esp``:
            psi4's cubeprop ESP is made this way.
 ``none``   no ESP.
 
-Settings (besides the shared ones of :data:`rhoflow.density.common.COMMON_DEFAULTS`):
-
-================  ==========  ==========  ========================================================
-key               type        default     meaning
-================  ==========  ==========  ========================================================
-method            str         hf          ``hf`` or a PySCF xc string
-basis             str         sto-3g      orbital basis (PySCF name)
-reference         str         auto        auto | restricted | unrestricted
-cartesian         bool|null   null        null: cartesian for 3-21G/6-31G families, else spherical
-density_fitting   bool        false       density-fitted J/K in the SCF
-auxbasis          str|null    null        fitting basis for the SCF (null: PySCF's choice) and
-                                          for ``esp: df`` (null: def2-universal-jkfit)
-xc_grid_level     int         3           PySCF DFT integration grid level (0–9)
-conv_tol_hartree  float       1e-9        SCF energy convergence (Hartree)
-max_cycle         int         100         SCF iterations before ``scf_not_converged``
-esp               str         df          exact | df | none
-================  ==========  ==========  ========================================================
+Settings: ``density.pyscf`` of ``workflow/schemas/config.schema.yaml``, filled by :func:`validate`.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from rhoflow.config import section_settings
 from rhoflow.density.checks import check_electron_count, density_checks
 from rhoflow.density.common import (
-    COMMON_DEFAULTS,
     annotate_functional,
-    check_basis,
-    check_choice,
-    check_number,
     coords_angstrom,
     dipole_labels,
     frontier_from_spins,
     frontier_labels,
-    merge_settings,
     provenance,
     spin_multiplicity,
     total_electrons,
@@ -71,23 +52,6 @@ from rhoflow.result import DensityResult
 
 NAME = "pyscf"
 
-DEFAULTS: dict[str, Any] = {
-    **COMMON_DEFAULTS,
-    "method": "hf",
-    "basis": "sto-3g",
-    "reference": "auto",
-    "cartesian": None,
-    "density_fitting": False,
-    "auxbasis": None,
-    "xc_grid_level": 3,
-    "conv_tol_hartree": 1e-9,
-    "max_cycle": 100,
-    "esp": "df",
-}
-"""PySCF settings (plus the shared grid/spin/timeout keys of ``COMMON_DEFAULTS``)."""
-
-REFERENCES = ("auto", "restricted", "unrestricted")
-ESP_MODES = ("exact", "df", "none")
 DEFAULT_ESP_AUXBASIS = "def2-universal-jkfit"
 FIT_CONDITION = 1e-10
 BLOCK_BYTES = 64 * 1024**2
@@ -96,28 +60,20 @@ BLOCK_BYTES = 64 * 1024**2
 _POPLE_CARTESIAN = re.compile(r"^(3-21|6-31)(\+{0,2})g", re.IGNORECASE)
 
 
-def validate(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings merged with :data:`DEFAULTS`; ``ValueError`` names a bad key."""
-    s = merge_settings(DEFAULTS, settings, NAME)
-    check_basis(s["basis"])
-    if s["auxbasis"] is not None:
-        check_basis(s["auxbasis"])
-    check_choice(s, "reference", REFERENCES)
-    check_choice(s, "esp", ESP_MODES)
-    check_choice(s, "cartesian", (None, True, False))
-    check_choice(s, "density_fitting", (True, False))
-    check_number(s, "xc_grid_level", -1, integer=True)
-    check_number(s, "conv_tol_hartree", 0.0)
-    check_number(s, "max_cycle", 0, integer=True)
-    if not isinstance(s["method"], str) or not s["method"].strip():
-        raise ValueError(f"method must be 'hf' or a PySCF xc string, got {s['method']!r}")
+def validate(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` checked against the schema with its defaults filled and an xc ``method``
+    parsed by PySCF (:class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad key)."""
+    s = section_settings(f"density.{NAME}", settings)
     if not _is_hf(s["method"]):
         from pyscf.dft import libxc
 
         try:
             libxc.parse_xc(s["method"])
         except (KeyError, ValueError) as exc:
-            raise ValueError(f"method {s['method']!r} is not a PySCF xc functional: {exc}") from exc
+            raise ValueError(
+                f"config key 'density.{NAME}.method': {s['method']!r} is not a PySCF xc "
+                f"functional: {exc}"
+            ) from exc
     return s
 
 

@@ -18,16 +18,7 @@ density with bare nuclear charges gives no meaningful potential, and xtb's own E
 grid property. Labels: total and electronic energy (Hartree), HOMO/LUMO (xtb's marked
 orbitals), gap, dipole (Debye).
 
-Settings (besides the shared ones of :data:`rhoflow.density.common.COMMON_DEFAULTS`):
-
-========================  =====  =======  ====================================================
-key                       type   default  meaning
-========================  =====  =======  ====================================================
-method                    str    gfn2     gfn2 | gfn1
-accuracy                  float  1.0      xtb ``--acc``
-electronic_temperature_k  float  300.0    xtb ``--etemp`` (K), Fermi smearing of occupations
-max_iterations            int    250      SCC iterations before ``scf_not_converged``
-========================  =====  =======  ====================================================
+Settings: ``density.xtb`` of ``workflow/schemas/config.schema.yaml``, filled by :func:`validate`.
 """
 
 from __future__ import annotations
@@ -40,22 +31,20 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rhoflow.config import section_settings
 from rhoflow.density.checks import check_electron_count, density_checks
 from rhoflow.density.common import (
-    COMMON_DEFAULTS,
-    check_choice,
-    check_number,
     coords_angstrom,
     die_with_parent,
     dipole_labels,
     element_symbols,
     frontier_labels,
-    merge_settings,
     provenance,
     spin_multiplicity,
 )
@@ -68,15 +57,6 @@ from rhoflow.units import DEBYE_PER_AU, EV_PER_HARTREE
 
 NAME = "xtb"
 
-DEFAULTS: dict[str, Any] = {
-    **COMMON_DEFAULTS,
-    "method": "gfn2",
-    "accuracy": 1.0,
-    "electronic_temperature_k": 300.0,
-    "max_iterations": 250,
-}
-"""xtb settings (plus the shared grid/spin/timeout keys of ``COMMON_DEFAULTS``)."""
-
 METHODS = {"gfn1": "1", "gfn2": "2"}
 METHOD_NAMES = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB"}
 ORTHONORMALITY_TOLERANCE = 1e-6
@@ -84,14 +64,10 @@ _LIBCINT_COMMON = {0: 1.0 / (2.0 * math.sqrt(math.pi)), 1: math.sqrt(3.0 / (4.0 
 """libcint's angular prefactors of s and p functions (d and higher: 1)."""
 
 
-def validate(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings merged with :data:`DEFAULTS`; ``ValueError`` names a bad key."""
-    s = merge_settings(DEFAULTS, settings, NAME)
-    check_choice(s, "method", tuple(METHODS))
-    check_number(s, "accuracy", 0.0)
-    check_number(s, "electronic_temperature_k", 0.0)
-    check_number(s, "max_iterations", 0, integer=True)
-    return s
+def validate(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` checked against the schema with its defaults filled
+    (:class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad key)."""
+    return section_settings(f"density.{NAME}", settings)
 
 
 def valence_electrons(z: int) -> int:

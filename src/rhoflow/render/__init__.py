@@ -6,6 +6,13 @@ writes one molecule's images as PNG files. Settings: :data:`DEFAULTS`.
 """
 
 from rhoflow.render.pymol_scene import DEFAULTS, resolve_settings
-from rhoflow.render.store import build_shard, export_gallery, export_pngs
+from rhoflow.render.store import build_shard, export_gallery, export_pngs, open_images
 
-__all__ = ["DEFAULTS", "build_shard", "export_gallery", "export_pngs", "resolve_settings"]
+__all__ = [
+    "DEFAULTS",
+    "build_shard",
+    "export_gallery",
+    "export_pngs",
+    "open_images",
+    "resolve_settings",
+]

@@ -8,7 +8,6 @@ arrive in bohr and are written as Å (PDB) or bohr (cube files, which PyMOL conv
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,53 +16,22 @@ from typing import Any
 
 import numpy as np
 
+from rhoflow.config import section_settings
 from rhoflow.cube import write_cube
 from rhoflow.elements import MAX_Z_ENGINES, SYMBOLS
 from rhoflow.render.depth import depth_to_uint8, march_depth
 from rhoflow.result import Grid
 from rhoflow.units import ANGSTROM_PER_BOHR
 
-DEFAULTS: dict[str, Any] = {
-    "size": 224,  # image width = height, pixels
-    "iso_level": 0.05,  # density isovalue, e/bohr³
-    "ramp_levels": [-0.08, 0.0, 0.08],  # ESP ramp stops, hartree/e
-    "ramp_colors": ["red", "white", "blue"],
-    "transparency": 0.4,  # of the isosurface
-    "background": "white",
-    "field_of_view": 20.0,  # degrees (PyMOL's default)
-    "orthoscopic": False,
-    "antialias": 1,  # PyMOL ray-tracing antialias level
-    "density_views": [["x", 0], ["x", 180], ["x", 90], ["x", -90], ["y", 90], ["y", -90]],
-    "structure_views": [["x", 0], ["x", 180], ["y", 180], ["z", 180]],
-    "density_molecule": "sticks",  # representation of the molecule inside the surface
-    "zoom_buffer": 0.5,  # Å added around the isosurface when framing density views
-    "depth_mode": "zbuffer",  # "zbuffer" (ray-marched distance) or "alpha" (EDG: PNG alpha)
-    "depth_step_bohr": 0.2,  # ray-marching step, bohr
-    "stick_ball": True,
-    "stick_ball_ratio": 3.5,
-    "stick_radius": 0.15,  # Å
-    "sphere_scale": 0.2,
-    "hide_hydrogens": True,  # in structural images
-}
-"""Rendering settings; :func:`resolve_settings` overlays user values on these."""
-
-
 
 def resolve_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """:data:`DEFAULTS` overlaid with ``settings``; unknown keys and bad modes raise."""
-    out = copy.deepcopy(DEFAULTS)
-    for key, value in (settings or {}).items():
-        if key not in DEFAULTS:
-            raise KeyError(f"unknown render setting {key!r}; known: {sorted(DEFAULTS)}")
-        out[key] = value
-    if out["depth_mode"] not in ("zbuffer", "alpha"):
-        raise ValueError(f"depth_mode must be 'zbuffer' or 'alpha', got {out['depth_mode']!r}")
-    if int(out["size"]) < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {out['size']}")
-    for axis, _angle in out["density_views"] + out["structure_views"]:
-        if axis not in ("x", "y", "z"):
-            raise ValueError(f"view axis must be x, y or z, got {axis!r}")
-    return out
+    """``settings`` checked against the schema's ``render.settings`` with its defaults filled;
+    :class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad key."""
+    return section_settings("render.settings", settings)
+
+
+DEFAULTS: dict[str, Any] = resolve_settings()
+"""The rendering settings' defaults (from the schema, the single source)."""
 
 
 def write_pdb(path: Path, atomic_numbers: np.ndarray, coords_bohr: np.ndarray) -> None:

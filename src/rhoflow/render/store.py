@@ -1,16 +1,18 @@
-"""Image shards: every molecule of one density store rendered to a Zarr v3 group.
+"""Image shards: every molecule of one density store rendered into one per-molecule group.
 
-Layout of ``<out>.zarr`` (written atomically through :func:`rhoflow.io.atomic_path`):
+Layout of ``<out>.zarr`` (:class:`rhoflow.zarrgroup.MoleculeGroupWriter`: written atomically,
+``ids``, one molecule per inner chunk, ``complete`` marker written last):
 
-- ``density_images``: uint8 ``[N, n_density_views, 4, size, size]``, channels R, G, B, depth
+- ``density_images``: uint8 ``[molecule, density_view, rgbd, y, x]``, channels R, G, B, depth
   (depth convention in :mod:`rhoflow.render.depth`: nearest 255, farthest 1, background 0;
   or the PNG alpha channel with ``depth_mode: alpha``);
-- ``structure_images``: uint8 ``[N, n_structure_views, 3, size, size]``, RGB;
-- ``ids``: ``[N]`` molecule ids (row order);
-- attrs: ``format`` (``rhoflow-images``), ``ids`` (the same list), ``settings`` (the
-  resolved :data:`rhoflow.render.pymol_scene.DEFAULTS`), ``source`` (the density store path),
-  ``channels``, ``depth_convention``, ``timing_s`` (per-molecule render seconds) and
-  ``complete: true``.
+- ``structure_images``: uint8 ``[molecule, structure_view, rgb, y, x]``, RGB;
+- ``ids``: ``[molecule]`` molecule ids (row order);
+- attrs: ``format`` (``rhoflow-images``), ``settings`` (the resolved
+  :data:`rhoflow.render.pymol_scene.DEFAULTS`), ``source`` (the density store path),
+  ``channels``, ``depth_convention``, ``timing_s`` (per-molecule render seconds).
+
+:func:`open_images` reads them back: ``open_images(path)[id]["density_images"]``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
 from rhoflow.io import atomic_path
-from rhoflow.ledger import LedgerRow, fill_rows
+from rhoflow.ledger import LedgerRow, each_molecule
 from rhoflow.render.pymol_scene import (
     pymol_session,
     render_density_views,
@@ -33,6 +34,12 @@ from rhoflow.render.pymol_scene import (
     resolve_settings,
 )
 from rhoflow.store.reader import open_store
+from rhoflow.zarrgroup import (
+    MoleculeGroup,
+    MoleculeGroups,
+    MoleculeGroupWriter,
+    open_representation,
+)
 
 FORMAT = "rhoflow-images"
 DEPTH_CONVENTION = {
@@ -51,56 +58,58 @@ def build_shard(
     s = resolve_settings(settings)
     store = open_store(store_path)
     size = int(s["size"])
-    n = len(store.ids)
     n_dens, n_struct = len(s["density_views"]), len(s["structure_views"])
     timing: list[dict[str, float]] = []
     failures: list[LedgerRow] = []
-    out = Path(out_path)
-    with atomic_path(out) as tmp:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        dens = group.create_array(
+    attributes = {
+        "settings": s,
+        "source": str(Path(store_path)),
+        "channels": {
+            "density_images": ["R", "G", "B", "depth"],
+            "structure_images": ["R", "G", "B"],
+        },
+        "depth_convention": DEPTH_CONVENTION[s["depth_mode"]],
+    }
+    with MoleculeGroupWriter(out_path, FORMAT, attributes) as out, pymol_session() as cmd:
+        out.array(
             "density_images",
-            shape=(n, n_dens, 4, size, size),
-            chunks=(1, n_dens, 4, size, size),
-            dtype="uint8",
-            fill_value=0,
+            (n_dens, 4, size, size),
+            "uint8",
+            ("molecule", "density_view", "rgbd", "y", "x"),
+            "1",
+            description="RGB + depth, 0-255",
         )
-        struct = group.create_array(
+        out.array(
             "structure_images",
-            shape=(n, n_struct, 3, size, size),
-            chunks=(1, n_struct, 3, size, size),
-            dtype="uint8",
-            fill_value=0,
+            (n_struct, 3, size, size),
+            "uint8",
+            ("molecule", "structure_view", "rgb", "y", "x"),
+            "1",
+            description="RGB, 0-255",
         )
-        with pymol_session() as cmd:
 
-            def compute(pos: int) -> tuple[np.ndarray, np.ndarray]:
-                numbers, coords = store.atoms(pos)
-                esp = store.grid(pos, "esp") if store.has(pos, "esp") else None
-                t0 = time.perf_counter()
-                d = render_density_views(cmd, numbers, coords, store.grid(pos, "density"), esp, s)
-                t1 = time.perf_counter()
-                st = render_structure_views(cmd, numbers, coords, s)
-                timing.append({"density_s": t1 - t0, "structure_s": time.perf_counter() - t1})
-                return d, st
+        def compute(pos: int) -> tuple[np.ndarray, np.ndarray]:
+            numbers, coords = store.atoms(pos)
+            esp = store.grid(pos, "esp") if store.has(pos, "esp") else None
+            t0 = time.perf_counter()
+            d = render_density_views(cmd, numbers, coords, store.grid(pos, "density"), esp, s)
+            t1 = time.perf_counter()
+            st = render_structure_views(cmd, numbers, coords, s)
+            timing.append({"density_s": t1 - t0, "structure_s": time.perf_counter() - t1})
+            return d, st
 
-            done = fill_rows(group, [dens, struct], store.ids, "render", compute, failures)
-        group.attrs.update(
-            {
-                "format": FORMAT,
-                "ids": done,
-                "settings": s,
-                "source": str(Path(store_path)),
-                "channels": {
-                    "density_images": ["R", "G", "B", "depth"],
-                    "structure_images": ["R", "G", "B"],
-                },
-                "depth_convention": DEPTH_CONVENTION[s["depth_mode"]],
-                "timing_s": timing,
-                "complete": True,
-            }
-        )
+        for _, mol_id, (dens, struct) in each_molecule(store.ids, "render", compute, failures):
+            out.add(mol_id, density_images=dens, structure_images=struct)
+        assert out.group is not None
+        out.group.attrs["timing_s"] = timing
     return failures
+
+
+def open_images(path: str | Path | list[str | Path]) -> MoleculeGroup | MoleculeGroups:
+    """Image groups written by :func:`build_shard` (one path or a list of shards):
+    ``open_images(path)[id]`` has ``density_images`` uint8 ``[6, 4, S, S]`` and
+    ``structure_images`` uint8 ``[4, 3, S, S]``."""
+    return open_representation(path, FORMAT)
 
 
 def _safe(mol_id: str) -> str:
@@ -118,16 +127,8 @@ def export_pngs(images_store: str | Path, mol_id: str, outdir: str | Path) -> li
     """
     from PIL import Image
 
-    group = zarr.open_group(str(images_store), mode="r", zarr_format=3)
-    if group.attrs.get("format") != FORMAT or group.attrs.get("complete") is not True:
-        raise ValueError(f"{images_store}: not a finished {FORMAT} group")
-    ids = list(group.attrs["ids"])
-    try:
-        pos = ids.index(mol_id)
-    except ValueError:
-        raise KeyError(f"{mol_id!r} is not in {images_store}") from None
-    dens = np.asarray(group["density_images"][pos])
-    struct = np.asarray(group["structure_images"][pos])
+    images = open_images(images_store)[mol_id]
+    dens, struct = images["density_images"], images["structure_images"]
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     stem = _safe(mol_id)
@@ -150,9 +151,9 @@ def export_pngs(images_store: str | Path, mol_id: str, outdir: str | Path) -> li
 def export_gallery(images_store: str | Path, outdir: str | Path, n_molecules: int = 2) -> Path:
     """PNGs of the first ``n_molecules`` of ``images_store`` in a new folder ``outdir``
     (written atomically), for the Snakemake report."""
-    group = zarr.open_group(str(images_store), mode="r", zarr_format=3)
+    ids = open_images(images_store).ids
     with atomic_path(outdir) as tmp:
         tmp.mkdir()
-        for mol_id in list(group.attrs["ids"])[:n_molecules]:
+        for mol_id in ids[:n_molecules]:
             export_pngs(images_store, mol_id, tmp)
     return Path(outdir)

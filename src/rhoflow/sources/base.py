@@ -8,6 +8,8 @@ while shard membership stays a function of input order alone:
 2. ``parse(entry, options)`` turns one entry into a :class:`SourceRecord`: an RDKit molecule
    (hydrogens explicit where the source gives them; a 3D conformer in Å when the source has
    coordinates) and its labels, or a ``(reason, message)`` failure. Picklable in and out.
+   A geometry whose bond orders cannot be determined is a molecule with connectivity only,
+   marked by :func:`rhoflow.molecule.mark_unknown_bond_orders` (not a failure).
 
 Labels are floats keyed with their unit (``homo_lumo_gap_ev``, ``u0_hartree``); missing values
 are ``None``.
@@ -37,6 +39,22 @@ class SourceRecord:
     mol: Any = None  # rdkit.Chem.Mol | None
     labels: dict[str, float | None] = field(default_factory=dict)
     failure: tuple[str, str] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # RDKit's default pickling drops molecule properties such as the unknown-bond-order mark
+        state = dict(self.__dict__)
+        if self.mol is not None:
+            from rdkit import Chem
+
+            state["mol"] = self.mol.ToBinary(Chem.PropertyPickleOptions.MolProps)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state["mol"] is not None:
+            from rdkit import Chem
+
+            state = {**state, "mol": Chem.Mol(state["mol"])}
+        self.__dict__.update(state)
 
 
 @dataclass(frozen=True)

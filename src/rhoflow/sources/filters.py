@@ -11,7 +11,8 @@ reason                           test (settings key)
 ``filtered_element``             an element not in ``allowed_elements`` (implicit H counts)
 ``filtered_heavy_atoms``         more heavy atoms than ``max_heavy_atoms``
 ``filtered_charge``              net formal charge ≠ 0 (``require_neutral``)
-``filtered_charge_separation``   some atom has a formal charge (``reject_formal_charges``)
+``filtered_charge_separation``   some atom has a formal charge, or the bond orders (and so the
+                                 formal charges) are unknown (``reject_formal_charges``)
 ===============================  =============================================================
 """
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from rdkit import Chem
+
+from rhoflow.molecule import has_unknown_bond_orders
 
 DEFAULT_ALLOWED_ELEMENTS: tuple[str, ...] = (
     "H", "He",
@@ -71,6 +74,8 @@ def check(mol: Chem.Mol, settings: dict[str, Any]) -> tuple[str, str] | None:
     if conf["require_neutral"] and charge != 0:
         return "filtered_charge", f"net charge {charge:+d}"
 
+    if conf["reject_formal_charges"] and has_unknown_bond_orders(mol):
+        return "filtered_charge_separation", "bond orders unknown: formal charges cannot be checked"
     if conf["reject_formal_charges"] and charged:
         shown = ", ".join(charged[:6]) + (", ..." if len(charged) > 6 else "")
         net = f"{charge:+d}" if charge else "0"

@@ -31,7 +31,9 @@ dataset loaders share.
 
     With ``Properties=`` the ``species`` and ``pos`` columns are located from it; without, they
     are columns 1 and 2-4. Bonds, bond orders and formal charges come from
-    ``rdDetermineBonds.DetermineBonds`` with the net charge ``options["charge"]`` (default 0).
+    ``rdDetermineBonds.DetermineBonds`` with the net charge ``options["charge"]`` (default 0);
+    when it cannot assign bond orders (zwitterions, nitro groups, hypervalent atoms) the frame
+    keeps its connectivity from distances only (:func:`mol_from_connectivity`).
     ``energy=`` becomes label ``energy_<unit>`` only when ``options["energy_unit"]`` names its
     unit (e.g. ``kcal_per_mol``), since the file does not say.
     native id: ``<file stem>-<0-based frame index>`` (characters not allowed in ids become ``_``).
@@ -46,12 +48,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdDetermineBonds
 from rdkit.Geometry import Point3D
 
 from rhoflow.elements import ATOMIC_NUMBERS
-from rhoflow.molecule import ID_PATTERN
+from rhoflow.molecule import ID_PATTERN, mark_unknown_bond_orders
 from rhoflow.sources.base import RawEntry, SourceFormat, SourceRecord
 
 _SMILES_PARAMS = Chem.SmilesParserParams()
@@ -220,18 +223,50 @@ def mol_from_atoms(
 ) -> Chem.Mol:
     """Molecule from elements and coordinates (Å): bonds by ``DetermineBonds`` for net ``charge``.
 
-    Stereo is assigned from the coordinates. Raises :class:`EntryError` ``invalid_structure``.
+    Stereo is assigned from the coordinates. When bond orders cannot be determined, the
+    connectivity-only molecule of :func:`mol_from_connectivity`.
     """
     mol = bare_mol(numbers, coords)
     try:
         _, log = quiet(rdDetermineBonds.DetermineBonds, mol, charge=charge)
-    except (ValueError, RuntimeError) as exc:
-        message = f"bond perception failed: {_summarize(str(exc))}"
-        raise EntryError("invalid_structure", message) from None
-    if log:
-        raise EntryError("invalid_structure", f"bond perception failed: {log}")
+        determined = not log
+    except (ValueError, RuntimeError):
+        determined = False
+    if not determined:
+        return mol_from_connectivity(numbers, coords, charge)
     mol = mol.GetMol()
     Chem.AssignStereochemistryFrom3D(mol)
+    return mol
+
+
+MIN_DISTANCE_ANGSTROM = 0.5
+"""Closer atoms make a geometry invalid (H2, the shortest bond, is 0.74 Å)."""
+
+
+def mol_from_connectivity(
+    numbers: list[int], coords: list[tuple[float, float, float]], charge: int
+) -> Chem.Mol:
+    """Molecule with bonds from interatomic distances only (``DetermineConnectivity``), all
+    single, without implicit H, formal charges or radicals, marked as having unknown bond orders
+    and net ``charge`` (:func:`rhoflow.molecule.mark_unknown_bond_orders`). Not sanitized.
+
+    Raises :class:`EntryError` ``invalid_structure`` for atoms closer than
+    :data:`MIN_DISTANCE_ANGSTROM`.
+    """
+    mol = bare_mol(numbers, coords)
+    if len(numbers) > 1:
+        distances = Chem.Get3DDistanceMatrix(mol)
+        np.fill_diagonal(distances, np.inf)
+        i, j = np.unravel_index(np.argmin(distances), distances.shape)
+        if distances[i, j] < MIN_DISTANCE_ANGSTROM:
+            message = f"atoms {i + 1} and {j + 1} are {distances[i, j]:.3f} Å apart"
+            raise EntryError("invalid_structure", message)
+    quiet(rdDetermineBonds.DetermineConnectivity, mol, useHueckel=False)
+    for atom in mol.GetAtoms():
+        atom.SetNoImplicit(True)
+    mol.UpdatePropertyCache(strict=False)
+    mol = mol.GetMol()
+    mark_unknown_bond_orders(mol, charge)
     return mol
 
 

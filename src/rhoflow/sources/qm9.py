@@ -36,7 +36,10 @@ al. 2014), given as a directory of them (read in name order), one file, or the r
     SMILES, mapped onto the xyz atoms by matching its hydrogen-complete graph to the geometry
     (each SMILES bond must join atoms closer than 1.45 × the sum of their covalent radii); when
     no such mapping exists, they come from the geometry alone (``rdDetermineBonds.DetermineBonds``,
-    net charge 0). Stereo is assigned from the coordinates. Native id ``gdb_<index>``;
+    net charge 0), and when that cannot assign bond orders either (zwitterions, unusual
+    valences) the molecule keeps its connectivity from distances with unknown bond orders
+    (:func:`rhoflow.sources.generic.mol_from_connectivity`). Stereo is assigned from the
+    coordinates (not for connectivity only). Native id ``gdb_<index>``;
     labels as for ``qm9_csv`` without the atomization energies (U0 → ``u0_hartree``,
     U/H/G → ``u298/h298/g298_hartree``).
 """

@@ -19,7 +19,7 @@ Read::
 Cube interop: ``export_cube(store, id, "x_Dt.cube")``, ``import_cubes(find_cube_pairs(dir),
 "imported.zarr")`` (EDBench ``<id>_Dt.cube`` + ``<id>_ESP.cube``).
 
-On-disk layout: :mod:`rhoflow.store.layout`; value encodings: :mod:`rhoflow.store.codec`;
+On-disk layout (plain float32 Zarr v3, readable without rhoflow): :mod:`rhoflow.store.layout`;
 the Parquet index: :mod:`rhoflow.store.dataset`.
 """
 

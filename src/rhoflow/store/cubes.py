@@ -1,9 +1,9 @@
 """Gaussian cube interop: export one molecule's grid, import external cube pairs.
 
 Cube text carries six significant digits (``E13.5``). Values imported from cubes are the
-float32 images of those decimals; the store keeps them bit-exactly (and compactly, see the
-decimal encodings of :mod:`rhoflow.store.codec`), so import → export → import reproduces the
-identical float32 values and export writes the same numbers the source cube had. Exporting
+float32 images of those decimals; the store keeps them bit-exactly, so import → export →
+import reproduces the identical float32 values and export writes the same numbers the source
+cube had. Exporting
 grids computed natively in float32 rounds them to six digits: that is the cube format's
 precision, not the store's. Origins, spacings and atom positions are written with six decimals
 (bohr) by :func:`rhoflow.cube.write_cube`.
@@ -98,6 +98,11 @@ def _cube_result(density_path: Path, esp_path: Path | None, mol_id: str) -> Dens
             esp_coords, coords, atol=1e-5
         ):
             raise ValueError(f"{esp_path.name}: atoms differ from {density_path.name}")
+        if esp.values.shape != density.values.shape or not np.allclose(
+            [esp.origin_bohr, esp.spacing_bohr], [density.origin_bohr, density.spacing_bohr],
+            atol=1e-6,
+        ):
+            raise ValueError(f"{esp_path.name}: grid differs from {density_path.name}")
         esp.values = esp.values.astype(np.float32)
         sources["esp"] = esp_path.name
         comments["esp"] = _comments(esp_path)

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from rhoflow.ledger import read_ledger
-from rhoflow.store import codec
-from rhoflow.store.layout import FIELDS, ledger_path
+from rhoflow.store.layout import ledger_path
 from rhoflow.store.reader import open_store
 
 
@@ -29,10 +28,10 @@ def info(path: str | Path, ledger: str | Path | None = None) -> dict[str, Any]:
     """Summary of one finished shard store.
 
     Keys: ``path``, ``molecules``, ``atoms``, ``engines`` (``"engine version"`` → molecules),
-    ``with_esp``, ``points`` (grid points per field), ``encodings`` (per field, name →
-    molecules), ``failures`` (ledger reason → molecules; from ``ledger`` or, when present, the
-    ``<shard>.ledger.tsv`` beside the store), ``ledger`` (its path or None), ``total_bytes``
-    and ``file_count`` of the store directory, ``bytes_per_point`` (stored bytes per float32
+    ``with_esp``, ``points`` (grid points per field), ``failures`` (ledger reason →
+    molecules; from ``ledger`` or, when present, the ``<shard>.ledger.tsv`` beside the store),
+    ``ledger`` (its path or None), ``total_bytes`` and ``file_count`` of the store directory,
+    ``bytes_per_point`` (stored bytes per float32
     grid value, both fields), ``format_version``, ``created``.
     """
     store = open_store(path)
@@ -41,12 +40,7 @@ def info(path: str | Path, ledger: str | Path | None = None) -> dict[str, Any]:
         prov = meta.get("provenance", {})
         name = " ".join(str(prov[k]) for k in ("engine", "engine_version") if k in prov)
         engines[name or "unknown"] += 1
-    sizes = np.prod(store.shape.astype(np.int64), axis=2)
-    encodings: dict[str, dict[str, int]] = {}
-    for f, field in enumerate(FIELDS):
-        present = sizes[:, f] > 0
-        names = (codec.ENCODINGS[int(c)] for c in store.encoding[present, f])
-        encodings[field] = dict(Counter(names))
+    sizes = np.prod(store.shape.astype(np.int64), axis=1)
     ledger_file = Path(ledger) if ledger is not None else ledger_path(store.path)
     failures: dict[str, int] = {}
     if ledger_file.exists():
@@ -54,16 +48,15 @@ def info(path: str | Path, ledger: str | Path | None = None) -> dict[str, Any]:
     else:
         ledger_file = None  # type: ignore[assignment]
     total_bytes, files = disk_usage(store.path)
-    points = {field: int(sizes[:, f].sum()) for f, field in enumerate(FIELDS)}
+    points = {"density": int(sizes.sum()), "esp": int(sizes[store.has_esp].sum())}
     n_points = sum(points.values())
     return {
         "path": str(store.path),
         "molecules": len(store),
         "atoms": int(store.attrs.get("n_atoms", 0)),
         "engines": dict(engines),
-        "with_esp": int((sizes[:, FIELDS.index("esp")] > 0).sum()),
+        "with_esp": int(store.has_esp.sum()),
         "points": points,
-        "encodings": encodings,
         "failures": failures,
         "ledger": str(ledger_file) if ledger_file is not None else None,
         "total_bytes": total_bytes,

@@ -1,15 +1,14 @@
 """Read one shard store: molecules by id or position, as xarray DataArrays or Grids.
 
-Opening reads the small per-molecule tables (ids, grid geometry, encodings, atoms; a few
+Everything goes through zarr itself (layout: :mod:`rhoflow.store.layout`). Opening reads the
+consolidated metadata and the small per-molecule tables (ids, grid geometry, atoms; a few
 hundred kB per 1,000 molecules); a grid read then touches only the inner chunks of the value
-array that hold that molecule. Layout: :mod:`rhoflow.store.layout`.
+array that hold that molecule.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import math
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -17,25 +16,17 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-import zarr
-import zarr.api.asynchronous
-from zarr.core.sync import sync as zsync
 
 from rhoflow.result import DensityResult, Grid
-from rhoflow.store import codec
 from rhoflow.store.layout import FIELDS, FORMAT, FORMAT_VERSION, LONG_NAMES, UNITS
-from rhoflow.store.shardio import DirectReader, array_metadata, read_table
+from rhoflow.zarrgroup import IncompleteStoreError, open_finished_group
+
+__all__ = ["IncompleteStoreError", "ShardStore", "open_store"]
 
 
-class IncompleteStoreError(ValueError):
-    """The path is not a finished density store (no ``complete: true`` marker)."""
-
-
-def _field_index(field: str) -> int:
-    try:
-        return FIELDS.index(field)
-    except ValueError:
-        raise ValueError(f"unknown field {field!r}; stores hold {FIELDS}") from None
+def _check_field(field: str) -> None:
+    if field not in FIELDS:
+        raise ValueError(f"unknown field {field!r}; stores hold {FIELDS}")
 
 
 TABLES: tuple[str, ...] = (
@@ -47,78 +38,9 @@ TABLES: tuple[str, ...] = (
     "grid_shape",
     "grid_origin",
     "grid_spacing",
-    "encoding",
-    "word_offset",
+    "point_offset",
+    "has_esp",
 )
-READABLE_VERSIONS = (1, FORMAT_VERSION)
-"""Format versions this reader opens (version 1 had no ``word_offset``: one word per point)."""
-
-
-def _check_attrs(path: Path, attrs: dict[str, Any]) -> None:
-    if attrs.get("format") != FORMAT:
-        raise IncompleteStoreError(f"{path}: not a {FORMAT} (attributes {sorted(attrs)})")
-    if attrs.get("complete") is not True:
-        raise IncompleteStoreError(f"{path}: store is incomplete (no completion marker)")
-    if attrs.get("format_version") not in READABLE_VERSIONS:
-        raise ValueError(
-            f"{path}: format version {attrs.get('format_version')}, "
-            f"this rhoflow reads {READABLE_VERSIONS}"
-        )
-
-
-def _tables(attrs: dict[str, Any]) -> tuple[str, ...]:
-    return TABLES if attrs.get("format_version") != 1 else TABLES[:-1]
-
-
-Loaded = tuple[dict[str, Any], dict[str, np.ndarray], dict[str, DirectReader | None]]
-
-
-def _load_direct(path: Path) -> Loaded | None:
-    """Root attributes, tables and value-array readers by plain file reads
-    (:mod:`rhoflow.store.shardio`); None if any array is not laid out as the writer does."""
-    try:
-        root = array_metadata(path)
-    except FileNotFoundError as exc:
-        raise IncompleteStoreError(f"{path}: not a density store ({exc})") from exc
-    except (NotADirectoryError, ValueError):
-        return None
-    if root.get("node_type") != "group" or root.get("zarr_format") != 3:
-        return None
-    attrs = dict(root.get("attributes") or {})
-    _check_attrs(path, attrs)
-    tables: dict[str, np.ndarray] = {}
-    for name in _tables(attrs):
-        table = read_table(path / name, array_metadata(path / name))
-        if table is None:
-            return None
-        tables[name] = table
-    readers = {
-        name: DirectReader.from_metadata(path / name, array_metadata(path / name))
-        for name in FIELDS
-    }
-    if any(reader is None for reader in readers.values()):
-        return None
-    return attrs, tables, readers
-
-
-async def _load_zarr(
-    path: Path,
-) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, zarr.Array]]:
-    """The same through zarr, concurrently in one trip through zarr's event loop."""
-    try:
-        group = await zarr.api.asynchronous.open_group(store=str(path), mode="r", zarr_format=3)
-    except (FileNotFoundError, NotADirectoryError, zarr.errors.GroupNotFoundError) as exc:
-        raise IncompleteStoreError(f"{path}: not a density store ({exc})") from exc
-    attrs = dict(group.attrs)
-    _check_attrs(path, attrs)
-    names = _tables(attrs)
-    nodes = await asyncio.gather(*(group.getitem(name) for name in names + FIELDS))
-    data = await asyncio.gather(*(node.getitem(...) for node in nodes[: len(names)]))
-    tables = {name: np.asarray(d) for name, d in zip(names, data, strict=True)}
-    arrays = {
-        name: zarr.Array(node) for name, node in zip(FIELDS, nodes[len(names) :], strict=True)
-    }
-    return attrs, tables, arrays
 
 
 class ShardStore:
@@ -126,30 +48,25 @@ class ShardStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        direct = _load_direct(self.path)
-        arrays: dict[str, zarr.Array] = {}
-        if direct is not None:
-            attrs, tables, readers = direct
-        else:
-            attrs, tables, arrays = zsync(_load_zarr(self.path))
-            readers = {field: DirectReader.for_array(array) for field, array in arrays.items()}
-        self.attrs: dict[str, Any] = attrs
-        self.shape: np.ndarray = tables["grid_shape"]  # [n, 2, 3]
-        self.origin: np.ndarray = tables["grid_origin"]
-        self.spacing: np.ndarray = tables["grid_spacing"]
-        self.encoding: np.ndarray = tables["encoding"]
-        self.atom_offset: np.ndarray = tables["atom_offset"]
+        group = open_finished_group(self.path, FORMAT)
+        version = group.attrs.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{self.path}: format version {version}, this rhoflow reads {FORMAT_VERSION} "
+                "(rebuild the store: snakemake --forcerun density_<engine>)"
+            )
+        self.attrs: dict[str, Any] = dict(group.attrs)
+        tables = {name: np.asarray(group[name][...]) for name in TABLES}
+        self.shape: np.ndarray = tables["grid_shape"]  # [n, 3]
+        self.origin: np.ndarray = tables["grid_origin"]  # [n, 3] bohr
+        self.spacing: np.ndarray = tables["grid_spacing"]  # [n, 3] bohr
+        self.atom_offset: np.ndarray = tables["atom_offset"]  # [n + 1]
+        self.offsets: np.ndarray = tables["point_offset"]  # [n + 1]
+        self.has_esp: np.ndarray = tables["has_esp"]  # [n]
         self.ids: list[str] = [str(x) for x in tables["ids"].tolist()]
         self._meta = tables["meta"]
         self._atoms = (tables["atomic_numbers"], tables["coords"])
-        if "word_offset" in tables:
-            self.offsets: np.ndarray = tables["word_offset"].astype(np.int64)  # [n + 1, 2]
-        else:  # format version 1: one word per grid point
-            sizes = np.prod(self.shape.astype(np.int64), axis=2)
-            self.offsets = np.zeros((len(sizes) + 1, len(FIELDS)), dtype=np.int64)
-            np.cumsum(sizes, axis=0, out=self.offsets[1:])
-        self._values = arrays  # zarr arrays, used only where no direct reader applies
-        self._direct = readers
+        self._values = {field: group[field] for field in FIELDS}
 
     # ------------------------------------------------------------------------- lookups
 
@@ -201,36 +118,26 @@ class ShardStore:
 
     def has(self, key: str | int, field: str) -> bool:
         """Whether the molecule has values for ``field`` (ESP is optional)."""
-        return bool(np.prod(self.shape[self._pos(key), _field_index(field)]) > 0)
+        _check_field(field)
+        return field == "density" or bool(self.has_esp[self._pos(key)])
 
     # --------------------------------------------------------------------------- values
 
-    def words(self, field: str, lo: int, hi: int) -> np.ndarray:
-        """Encoded words ``[lo, hi)`` of a value array (plain file reads when the layout is the
-        writer's own, see :mod:`rhoflow.store.shardio`, else through zarr)."""
-        direct = self._direct[field]
-        if direct is not None:
-            return direct.read(lo, hi)
-        return self._values[field][lo:hi]
-
     def values(self, key: str | int, field: str = "density") -> np.ndarray:
-        """The float32 grid values [nx, ny, nz] (units: ``UNITS[field]``), bit-exact."""
+        """The float32 grid values [nx, ny, nz] (units: ``UNITS[field]``), as the engine gave
+        them."""
         pos = self._pos(key)
-        f = _field_index(field)
-        shape = tuple(int(n) for n in self.shape[pos, f])
-        if math.prod(shape) == 0:
+        if not self.has(pos, field):
             raise KeyError(f"{self.ids[pos]!r} has no {field} in {self.path}")
-        lo, hi = int(self.offsets[pos, f]), int(self.offsets[pos + 1, f])
-        words = self.words(field, lo, hi)
-        return codec.decode(words, int(self.encoding[pos, f]), shape)  # type: ignore[arg-type]
+        lo, hi = int(self.offsets[pos]), int(self.offsets[pos + 1])
+        return self._values[field][lo:hi].reshape(tuple(int(n) for n in self.shape[pos]))
 
     def grid(self, key: str | int, field: str = "density") -> Grid:
         """One molecule's field as a :class:`Grid` (origin and spacing in bohr)."""
         pos = self._pos(key)
-        f = _field_index(field)
         return Grid(
-            origin_bohr=self.origin[pos, f].copy(),
-            spacing_bohr=self.spacing[pos, f].copy(),
+            origin_bohr=self.origin[pos].copy(),
+            spacing_bohr=self.spacing[pos].copy(),
             values=self.values(pos, field),
         )
 

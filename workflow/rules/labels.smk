@@ -1,0 +1,19 @@
+# One typed labels table per engine: the engine's labels and checks from its shard stores,
+# joined by id with the source labels of the conformer tables.
+rule labels:
+    input:
+        stores=density_stores,
+        tables=conformer_tables,
+    output:
+        f"{RESULTS}/density/{{engine}}/labels.parquet",
+    log:
+        f"{LOGS}/density/{{engine}}/labels.log",
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m rhoflow labels --out {output:q} --stores {input.stores:q}"
+        " --tables {input.tables:q} > {log:q} 2>&1"

@@ -1,0 +1,45 @@
+# PyMOL RGB-D density images and structure images, per shard (+ ledger), and a report gallery.
+rule render:
+    input:
+        lambda w: f"{RESULTS}/density/{config['render']['engine']}/{w.shard}.zarr",
+    output:
+        store=directory(f"{RESULTS}/render/{{shard}}.zarr"),
+        ledger=f"{RESULTS}/render/{{shard}}.ledger.tsv",
+    log:
+        f"{LOGS}/render/{{shard}}.log",
+    params:
+        settings=json.dumps(config["render"]["settings"], sort_keys=True),
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=4000,
+    conda:
+        "../../envs/render.yaml"
+    shell:
+        "python -m rhoflow render build --settings {params.settings:q} {input:q} {output.store:q}"
+        " --ledger {output.ledger:q} > {log:q} 2>&1"
+
+
+rule render_gallery:
+    input:
+        lambda w: f"{RESULTS}/render/{shard_names()[0]}.zarr",
+    output:
+        report(
+            directory(f"{RESULTS}/render/gallery"),
+            patterns=["{name}.png"],
+            caption="../report/gallery.rst",
+            category="Images",
+        ),
+    log:
+        f"{LOGS}/render/gallery.log",
+    params:
+        n_molecules=2,
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        "../../envs/render.yaml"
+    shell:
+        "python -m rhoflow render gallery --molecules {params.n_molecules} {input:q} {output:q}"
+        " > {log:q} 2>&1"
