@@ -112,8 +112,8 @@ def row(name: str, n: int, nbytes: int, files_per_k: float, times: list[float]) 
 
 
 def store_files_per_k(points_per_mol: float) -> int:
-    """Files of one 1,000-molecule shard store: 22 metadata/table files + value shards."""
-    return 22 + 2 * math.ceil(points_per_mol * 1000 / SHARD_POINTS)
+    """Files of one 1,000-molecule shard store: 23 metadata/table files + value shards."""
+    return 23 + 2 * math.ceil(points_per_mol * 1000 / SHARD_POINTS)
 
 
 def codecs() -> dict[str, object]:

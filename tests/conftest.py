@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -58,6 +60,14 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
 
 
 TINY_IDS = ("t:h2o", "t:empty", "t:h2co")
+
+
+def planned_rules(workdir: Path, config: dict) -> set[str]:
+    """Rules a dry run would execute after writing ``config``."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(workdir, "--cores", "1", "--dry-run")
+    table = proc.stdout.split("Job stats:")[-1]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
 
 
 @pytest.fixture(scope="session")

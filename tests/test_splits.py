@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import FAST_CONFORMERS, run_snakemake, shared_file
+from conftest import FAST_CONFORMERS, planned_rules, run_snakemake, shared_file
 
 from rhoflow.cli import main
 from rhoflow.labels import read_labels
@@ -180,14 +179,6 @@ def test_pcqm4mv2_first_molecules():
 # --- the workflow ------------------------------------------------------------------------
 
 WORKFLOW_SMILES = "O water\nC=O formaldehyde\nCO methanol\nc1ccccc1 benzene\nCC ethane\n"
-
-
-def planned_rules(workdir: Path, config: dict) -> set[str]:
-    """Rules a dry run would execute after writing ``config``."""
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = run_snakemake(workdir, "--cores", "1", "--dry-run")
-    table = proc.stdout.split("Job stats:")[-1]
-    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import functools
 import http.server
-import re
 import threading
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FAST_CONFORMERS, REPO, run_snakemake
+from conftest import FAST_CONFORMERS, REPO, planned_rules, run_snakemake
 
 from rhoflow.ledger import read_ledger
 from rhoflow.molecule import read_molecules
@@ -24,14 +22,6 @@ CO methanol
 C1CC( broken
 [NH4+] ammonium
 """
-
-
-def planned_rules(workdir: Path, config: dict) -> set[str]:
-    """Rules a dry run would execute after writing ``config``."""
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = run_snakemake(workdir, "--cores", "1", "--dry-run")
-    table = proc.stdout.split("Job stats:")[-1]
-    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rhoflow.io import atomic_path
+from rhoflow.io import write_parquet
 
 UNITS_KEY = b"rhoflow.units"
 SOURCE_PREFIX = "source_"
@@ -157,16 +157,7 @@ def write_labels(path: str | Path, frame: pd.DataFrame) -> None:
     columns = {"id": frame.index.to_numpy(dtype=object), "shard": frame["shard"].to_numpy(object)}
     columns |= {c: frame[c].to_numpy() for c in numeric}
     table = pa.table(columns, schema=schema)
-    with atomic_path(path) as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            compression_level=9,
-            use_dictionary=["shard"],
-            write_statistics=False,
-            store_schema=True,
-        )
+    write_parquet(path, table, ["shard"])
 
 
 def build_labels(

@@ -48,7 +48,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rhoflow.io import atomic_path
+from rhoflow.io import write_parquet
 
 UNKNOWN_BOND_ORDERS = "unknown"
 """``provenance["bond_orders"]`` of a molecule with connectivity only (see the module docs)."""
@@ -231,17 +231,7 @@ def to_table(molecules: Sequence[Molecule]) -> pa.Table:
 def write_molecules(path: str | Path, molecules: Iterable[Molecule]) -> None:
     """Write a molecule table atomically, byte-identical for identical input."""
     table = to_table(list(molecules))
-    with atomic_path(path) as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            compression_level=9,
-            row_group_size=4096,
-            use_dictionary=["smiles"],
-            write_statistics=False,
-            store_schema=True,
-        )
+    write_parquet(path, table, ["smiles"], row_group_size=4096)
 
 
 def read_molecules(path: str | Path) -> list[Molecule]:

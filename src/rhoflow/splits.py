@@ -52,7 +52,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rhoflow.io import atomic_path
+from rhoflow.io import write_parquet
 
 SPLITS = ("train", "val", "test")
 QM9_FORMATS = ("qm9_csv", "qm9_xyz")
@@ -190,16 +190,7 @@ def make_splits(
 
 def write_splits(path: str | Path, table: pa.Table) -> None:
     """Write a split table atomically, byte-identical for identical input."""
-    with atomic_path(path) as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            compression_level=9,
-            use_dictionary=["split", "scaffold"],
-            write_statistics=False,
-            store_schema=True,
-        )
+    write_parquet(path, table, ["split", "scaffold"])
 
 
 def build_splits(

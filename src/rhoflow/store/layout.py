@@ -48,8 +48,8 @@ their cube text). ``density`` and ``esp`` use the sharding codec: inner chunks o
 A shard whose molecules have no ESP (xtb) writes no ESP chunks at all (they equal the fill
 value, NaN).
 
-Files: a store holds 22 metadata/table files plus, per field, ``ceil(P / SHARD_POINTS)`` shard
-files: 1,000 PCQM4Mv2 molecules on the psi4 grid (~160 k points each) give 22 + 3 + 3 = 28.
+Files: a store holds 23 metadata/table files plus, per field, ``ceil(P / SHARD_POINTS)`` shard
+files: 1,000 PCQM4Mv2 molecules on the psi4 grid (~160 k points each) give 23 + 3 + 3 = 29.
 
 Beside the store, the density rule writes the stage ledger ``<shard>.ledger.tsv`` (see
 :mod:`rhoflow.ledger`) listing the molecules that could not be computed.
