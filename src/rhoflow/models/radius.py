@@ -68,13 +68,15 @@ def radius_graph(
         neighbour j, ``edge_index[1]`` the centre i. Edges are sorted by centre, then neighbour.
     """
     padded, mask, ptr = pad_by_molecule(pos, batch)
+    # Differences, not torch.cdist: its matrix-product formula is inexact at the boundary.
     sq_dist = (padded[:, :, None, :] - padded[:, None, :, :]).pow(2).sum(-1)  # [B, Nmax, Nmax]
     n_max = padded.size(1)
     self_pair = torch.eye(n_max, dtype=torch.bool, device=pos.device)  # [Nmax, Nmax]
     keep = mask[:, :, None] & mask[:, None, :]  # keep[b, i, j]: [B, Nmax, Nmax]
     if cutoff is not None:
         keep &= sq_dist < cutoff**2
-    keep &= self_pair if loop else ~self_pair
+    if not loop:
+        keep &= ~self_pair
     if max_num_neighbors is not None and max_num_neighbors < n_max:
         # Rank the neighbours of each centre by distance, self first, dropped pairs last.
         key = sq_dist.masked_fill(self_pair, -1.0).masked_fill(~keep, float("inf"))
