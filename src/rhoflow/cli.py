@@ -192,6 +192,17 @@ def cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from rhoflow.train import train_geometry
+
+    summary = train_geometry(
+        args.out, args.tables, args.labels, args.split, args.target, args.model,
+        args.model_kwargs, args.settings,
+    )  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from rhoflow.summary import summarize, write_summary
 
@@ -320,6 +331,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stores", nargs="*", default=[], type=Path, help="one engine's shard stores")
     p.add_argument("--tables", nargs="+", required=True, type=Path, help="molecule tables")
     p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser(
+        "train", help="train one model on one target; resumes from OUT/checkpoints/last.ckpt"
+    )
+    p.add_argument("--settings", type=_json_arg, default={}, help="config 'train' as JSON")
+    p.add_argument("--model", required=True, help="model name (rhoflow.models.MODELS)")
+    p.add_argument("--model-kwargs", type=_json_arg, default={}, help="model arguments as JSON")
+    p.add_argument("--target", required=True, help="labels column, e.g. source_gap_hartree")
+    p.add_argument("--labels", type=Path, required=True, help="typed labels table (.parquet)")
+    p.add_argument("--split", type=Path, required=True, help="split file (.parquet)")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("tables", nargs="+", type=Path, help="molecule tables with coordinates")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)
