@@ -44,9 +44,13 @@ demo: env
 	@echo "  results/splits/       <source>.parquet: id -> train/val/test"
 	@echo "  results/voxels/       voxel grids per shard;  results/pointclouds/  point clouds per shard"
 	@echo "  results/render/       RGB-D density + structure images per shard; gallery/ PNGs"
+	@echo "  results/models/       <source>/<model>/<target>/seed<k>/: checkpoints, metrics.csv, test predictions"
+	@echo "  results/tables/       <source>_properties.csv/.md (test MAE vs the train-mean baseline), parity plots"
 	@echo "  results/summary/      stages.md / stages.tsv: molecules kept and failures per reason"
 	@echo "  inspect: .venv/bin/rhoflow store info results/density/psi4/demo-00000.zarr"
 	@cat results/summary/stages.md
+	@echo
+	@cat results/tables/demo_properties.md
 
 test: env
 	$(BIN)/python -m pytest -q

@@ -26,6 +26,10 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     shard=SHARD_PATTERN,
+    dataset=r"[A-Za-z][A-Za-z0-9_]*",
+    model=r"[a-z0-9+]+",
+    target=r"[a-z][a-z0-9_]*",
+    seed=r"\d+",
 
 
 include: "workflow/rules/shards.smk"
@@ -36,6 +40,8 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/voxels.smk"
 include: "workflow/rules/pointclouds.smk"
 include: "workflow/rules/render.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -309,3 +309,47 @@ def test_cli_trains_a_registered_model(dataset, tmp_path, capsys):
     predictions = pd.read_parquet(out / "test_predictions.parquet")
     assert len(predictions) == 8 and set(predictions["unit"]) == {"D"}
     assert len(val_rows(out)) == 2
+
+
+@pytest.mark.workflow
+def test_workflow_trains_evaluates_and_reruns_only_what_changed(tmp_path):
+    """Real QM9 geometries (fixture raw xyz files) through snakemake: train_property per
+    (model, target, seed), evaluate_property's table; trainer or model changes rerun training
+    and evaluation only, one model's arguments only that model's runs."""
+    import shutil
+
+    import yaml
+    from conftest import FIXTURES, planned_rules, run_snakemake
+
+    shutil.copytree(FIXTURES / "qm9", tmp_path / "qm9", ignore=shutil.ignore_patterns("*.csv"))
+    config = {
+        "sources": [{"name": "q", "format": "qm9_xyz", "path": "qm9"}],
+        "shards": {"shard_size": 3, "threads": 1},
+        "conformers": {"method": "source", "threads": 1},
+        "splits": {"counts": [2, 1, 1]},
+        "train": {
+            "targets": ["source_gap_hartree"],
+            "seeds": [0, 1],
+            "models": {"schnet": {"hidden_channels": 8, "num_filters": 8,
+                                  "num_interactions": 1, "num_gaussians": 8},
+                       "egnn": {"hidden_channels": 8, "num_layers": 1}},
+            "trainer": {"max_epochs": 2, "batch_size": 2, "progress_bar": False},
+        },
+    }  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(tmp_path, "--cores", "2")
+    table = (tmp_path / "results/tables/q_properties.md").read_text()
+    assert "| train mean |" in table and "| schnet | 2 |" in table and "| egnn | 2 |" in table
+    run = tmp_path / "results/models/q/schnet/source_gap_hartree/seed1"
+    assert (run / "checkpoints/best.ckpt").exists() and (run / "metrics.csv").exists()
+    assert (tmp_path / "results/tables/q_parity/egnn/source_gap_hartree.png").stat().st_size
+    assert planned_rules(tmp_path, config) == set()
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["train"]["trainer"]["max_epochs"] = 3
+    assert planned_rules(tmp_path, changed) == {"train_property", "evaluate_property", "all"}
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["train"]["models"]["egnn"]["num_layers"] = 2
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(changed))
+    dry = run_snakemake(tmp_path, "--cores", "1", "--dry-run").stdout
+    assert "output: results/models/q/egnn/" in dry
+    assert "output: results/models/q/schnet/" not in dry

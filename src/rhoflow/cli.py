@@ -203,6 +203,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rhoflow.evaluate import parity_plots, property_table, write_property_table
+
+    write_property_table(property_table(args.runs, args.labels, args.split), args.csv, args.md)
+    plots = parity_plots(args.runs, args.plots)
+    log.info("%d runs -> %s, %s, %d parity plots", len(args.runs), args.csv, args.md, len(plots))
+    print(Path(args.md).read_text())
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from rhoflow.summary import summarize, write_summary
 
@@ -335,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train", help="train one model on one target; resumes from OUT/checkpoints/last.ckpt"
     )
-    p.add_argument("--settings", type=_json_arg, default={}, help="config 'train' as JSON")
+    p.add_argument(
+        "--settings", type=_json_arg, default={}, help="config 'train.trainer' as JSON"
+    )
     p.add_argument("--model", required=True, help="model name (rhoflow.models.MODELS)")
     p.add_argument("--model-kwargs", type=_json_arg, default={}, help="model arguments as JSON")
     p.add_argument("--target", required=True, help="labels column, e.g. source_gap_hartree")
@@ -344,6 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("tables", nargs="+", type=Path, help="molecule tables with coordinates")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test MAE table (CSV, Markdown) and parity plots of runs")
+    p.add_argument("--labels", type=Path, required=True, help="typed labels table (.parquet)")
+    p.add_argument("--split", type=Path, required=True, help="the dataset's split file (.parquet)")
+    p.add_argument("--csv", type=Path, required=True, help="output table (.csv)")
+    p.add_argument("--md", type=Path, required=True, help="output table (.md)")
+    p.add_argument("--plots", type=Path, required=True, help="folder of <model>/<target>.png")
+    p.add_argument("runs", nargs="+", type=Path, help="run folders .../<model>/<target>/seed<k>")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)

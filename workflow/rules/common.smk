@@ -133,4 +133,54 @@ def all_targets(wildcards=None):
     labels = [f"{RESULTS}/density/{e}/labels.parquet" for e in config["density"]["engines"]]
     splits = [f"{RESULTS}/splits/{s['name']}.parquet" for s in config["sources"]]
     summary = [f"{RESULTS}/summary/stages.tsv", f"{RESULTS}/summary/stages.md"]
-    return [*summary, *indexes, *labels, *splits, *representation_outputs()]
+    return [*summary, *indexes, *labels, *splits, *representation_outputs(), *property_tables()]
+
+
+# --- training and evaluation ---------------------------------------------------------------
+
+
+def source_conformer_tables(wildcards):
+    """The conformer tables (coordinates) of one source (wildcard ``dataset``)."""
+    return [
+        f"{RESULTS}/conformers/{shard}.parquet"
+        for shard in shard_names()
+        if shard.rsplit("-", 1)[0] == wildcards.dataset
+    ]
+
+
+def train_labels(wildcards):
+    """The typed labels table training reads (config ``train.labels``)."""
+    engine = config["train"]["labels"]
+    if engine == "source":
+        return f"{RESULTS}/labels/{wildcards.dataset}.parquet"
+    return f"{RESULTS}/density/{engine}/labels.parquet"
+
+
+def trainer_settings(wildcards):
+    """The trainer section with the run's seed, as canonical JSON."""
+    trainer = {**config["train"]["trainer"], "seed": int(wildcards.seed)}
+    return json.dumps(trainer, sort_keys=True, separators=(",", ":"))
+
+
+def model_settings(wildcards):
+    """One model's constructor arguments, as canonical JSON."""
+    return json.dumps(config["train"]["models"][wildcards.model], sort_keys=True)
+
+
+def property_runs(wildcards):
+    """Test predictions of every configured (model, target, seed) of one source."""
+    train = config["train"]
+    run = f"{RESULTS}/models/{wildcards.dataset}/{{model}}/{{target}}/seed{{seed}}"
+    return expand(
+        f"{run}/test_predictions.parquet",
+        model=sorted(train["models"]),
+        target=train["targets"],
+        seed=train["seeds"],
+    )
+
+
+def property_tables(wildcards=None):
+    """One result table per source when training is configured."""
+    if not (config["train"]["models"] and config["train"]["targets"]):
+        return []
+    return [f"{RESULTS}/tables/{s['name']}_properties.md" for s in config["sources"]]

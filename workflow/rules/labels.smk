@@ -17,3 +17,22 @@ rule labels:
     shell:
         "python -m rhoflow labels --out {output:q} --stores {input.stores:q}"
         " --tables {input.tables:q} > {log:q} 2>&1"
+
+
+# The sources' own labels alone (no density needed), per source: what geometry models learn
+# when train.labels is `source`.
+rule labels_source:
+    input:
+        tables=source_conformer_tables,
+    output:
+        f"{RESULTS}/labels/{{dataset}}.parquet",
+    log:
+        f"{LOGS}/labels/{{dataset}}.log",
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m rhoflow labels --out {output:q} --tables {input.tables:q} > {log:q} 2>&1"

@@ -208,7 +208,7 @@ def run(
     """
     from rhoflow.config import section_settings
 
-    settings = section_settings("train", settings)
+    settings = section_settings("train.trainer", settings)
     model_kwargs = dict(model_kwargs or {})
     run_dir = Path(run_dir)
     L.seed_everything(settings["seed"], workers=True)
@@ -306,7 +306,7 @@ def train_geometry(
     file, learning the labels column ``target``."""
     from rhoflow.config import section_settings
 
-    settings = section_settings("train", settings)
+    settings = section_settings("train.trainer", settings)
     data = GeometryDataModule(
         tables,
         labels,

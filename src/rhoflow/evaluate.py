@@ -1,0 +1,308 @@
+"""Evaluation: test-MAE tables and parity plots from the test predictions of training runs.
+
+A run directory ``.../<model>/<target>/seed<k>/`` (:mod:`rhoflow.train`) holds
+``test_predictions.parquet`` (``id``, ``truth``, ``prediction``, ``unit``: the label's unit,
+one per file), written from the best-validation checkpoint. :func:`property_table` scores
+every run and a **train-mean baseline** (each test molecule predicted as the mean target of
+the split's train molecules) on the same test molecules, and lays the MAEs out like EDG's
+Table 1: one row per model after the baseline, one column per target in the papers' units
+(:data:`DISPLAY_UNITS`), targets in QM9's customary order (:data:`TARGET_NAMES`).
+
+The test molecules of a target are the split's ``test`` ids whose target is finite in the
+labels table (the molecules the trainer tests on). Every run must have been tested on exactly
+these, with the labels' truth and unit: anything else is an error, so no table compares models
+on different molecules.
+
+Table files (:func:`write_property_table`):
+
+=========  ===========================================================================
+file       content
+=========  ===========================================================================
+CSV        one row per model (``model``: ``train mean`` first, then models by name); per
+           target the columns ``<name> (<unit>)`` (MAE, mean over seeds),
+           ``<name> (<unit>) std`` (sample standard deviation over seeds, ddof 1; empty
+           for one seed and for the baseline) and ``<name> (<unit>) n_seeds`` (empty for
+           the baseline and for a model not trained on the target)
+Markdown   the same as ``mean ± std`` cells, a ``seeds`` column (most seeds of the row;
+           a cell with fewer says ``(n=k)``) and a caption with the test molecules per
+           target
+=========  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from rhoflow.io import atomic_path
+from rhoflow.units import EV_PER_HARTREE
+
+PREDICTIONS = "test_predictions.parquet"
+BASELINE = "train mean"
+STATS = ("mean", "std", "n_seeds")
+
+DISPLAY_UNITS = {
+    "Hartree": ("meV", EV_PER_HARTREE * 1000.0),
+    "eV": ("meV", 1000.0),
+    "D": ("D", 1.0),
+    "bohr^3": ("a0³", 1.0),
+    "bohr^2": ("a0²", 1.0),
+    "cal/(mol K)": ("cal/mol/K", 1.0),
+}
+"""Label unit (as :mod:`rhoflow.labels` writes it) → (the papers' unit, factor: display value =
+factor · label value). Other units are shown as they are."""
+
+TARGET_NAMES = {
+    "source_alpha_bohr3": "α",
+    "source_gap_hartree": "gap",
+    "source_homo_lumo_gap_ev": "gap",
+    "source_homo_hartree": "HOMO",
+    "source_lumo_hartree": "LUMO",
+    "source_mu_debye": "μ",
+    "source_cv_cal_per_mol_k": "Cv",
+    "source_g298_hartree": "G",
+    "source_h298_hartree": "H",
+    "source_r2_bohr2": "R²",
+    "source_u298_hartree": "U",
+    "source_u0_hartree": "U0",
+    "source_zpve_hartree": "ZPVE",
+    "gap_hartree": "gap (engine)",
+    "homo_hartree": "HOMO (engine)",
+    "lumo_hartree": "LUMO (engine)",
+    "dipole_debye": "μ (engine)",
+    "final_energy_hartree": "E (engine)",
+}
+"""Labels column → display name, in table order (EDG Table 1 / QM9; then the density
+engine's own labels, e.g. the demo's psi4 ones); other targets follow, by column name, under
+their own name."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run, from its directory ``.../<model>/<target>/seed<k>``."""
+
+    model: str
+    target: str
+    seed: int
+    path: Path
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> Run:
+        path = Path(path)
+        match = re.fullmatch(r"seed(\d+)", path.name)
+        if match is None or len(path.parts) < 3:
+            raise ValueError(f"{path}: not a run directory .../<model>/<target>/seed<k>")
+        return cls(path.parent.parent.name, path.parent.name, int(match[1]), path)
+
+
+def display_unit(unit: str) -> tuple[str, float]:
+    """The papers' unit for a label unit and the factor converting to it."""
+    return DISPLAY_UNITS.get(unit, (unit, 1.0))
+
+
+def target_name(target: str) -> str:
+    """Display name of a labels column (``source_gap_hartree`` → ``gap``)."""
+    return TARGET_NAMES.get(target, target)
+
+
+def header(target: str, unit: str) -> str:
+    """Column header of a target with its label unit: ``gap (meV)``."""
+    return f"{target_name(target)} ({display_unit(unit)[0]})"
+
+
+def read_predictions(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """A predictions file as a frame (``id``, ``truth``, ``prediction``; label unit) and its
+    unit."""
+    frame = pq.read_table(path, columns=["id", "truth", "prediction", "unit"]).to_pandas()
+    units = frame.pop("unit").unique()
+    if len(units) != 1:
+        raise ValueError(f"{path}: expected one unit, found {list(units)}")
+    return frame, str(units[0])
+
+
+def _check_ids(path: Path, ids: pd.Series, expected: pd.Index) -> None:
+    """Raise unless ``ids`` are the ``expected`` test molecules, each once."""
+    got = set(ids)
+    missing, extra = expected.difference(list(got)), sorted(got.difference(expected))
+    if missing.empty and not extra and len(ids) == len(expected):
+        return
+    raise ValueError(
+        f"{path}: test ids differ from the split's test molecules with this target "
+        f"({len(expected)}): {len(missing)} missing {list(missing[:3])}, {len(extra)} extra "
+        f"{extra[:3]}, {len(ids) - len(got)} repeated"
+    )
+
+
+def _target_order(target: str) -> tuple[int, str]:
+    names = list(TARGET_NAMES)
+    return (names.index(target) if target in names else len(names), target)
+
+
+def property_table(
+    runs: Sequence[str | Path], labels: str | Path, split: str | Path
+) -> pd.DataFrame:
+    """Test MAEs of training runs and of the train-mean baseline, in the papers' units.
+
+    Args:
+        runs: run directories ``.../<model>/<target>/seed<k>`` (each with ``PREDICTIONS``).
+        labels: the typed labels table the runs were trained on (``rhoflow labels``).
+        split: the dataset's split file (``rhoflow splits``).
+
+    Returns:
+        Frame indexed by ``model`` (``train mean`` first, then models by name), columns
+        (``<name> (<unit>)``, stat) for stat in :data:`STATS`: MAE mean and sample std
+        (ddof 1) over seeds and the number of seeds; NaN / NA where a model has no run of a
+        target. ``.attrs["n_test"]``: test molecules per column header.
+    """
+    from rhoflow.labels import read_labels
+    from rhoflow.splits import read_splits
+
+    table = read_labels(labels)
+    split_of = read_splits(split)["split"]
+    scores: list[tuple[str, str, int, float]] = []  # model, target, seed, MAE (display unit)
+    baseline: dict[str, float] = {}
+    headers: dict[str, str] = {}
+    n_test: dict[str, int] = {}
+    for run in sorted(map(Run.from_path, runs), key=lambda r: (r.model, r.target, r.seed)):
+        predictions, unit = read_predictions(run.path / PREDICTIONS)
+        label_unit = table.attrs["units"].get(run.target)
+        if label_unit != unit:
+            raise ValueError(
+                f"{run.path}: predictions in {unit!r}, labels column {run.target!r} in "
+                f"{label_unit!r}"
+            )
+        y = table[run.target]
+        y = y[np.isfinite(y.to_numpy())]
+        test = split_of.index[split_of == "test"].intersection(y.index)
+        _check_ids(run.path, predictions["id"], test)
+        truth = y.loc[predictions["id"]].to_numpy()
+        if not np.allclose(predictions["truth"].to_numpy(), truth, rtol=1e-9, atol=0.0):
+            raise ValueError(f"{run.path}: truth differs from {run.target!r} in {labels}")
+        factor = display_unit(unit)[1]
+        mae = float(np.abs(predictions["prediction"] - predictions["truth"]).mean())
+        scores.append((run.model, run.target, run.seed, mae * factor))
+        if run.target not in baseline:
+            train = y.loc[split_of.index[split_of == "train"].intersection(y.index)]
+            baseline[run.target] = float(np.abs(y.loc[test] - train.mean()).mean()) * factor
+            headers[run.target] = header(run.target, unit)
+            n_test[headers[run.target]] = len(test)
+    if not scores:
+        raise ValueError("no runs to evaluate")
+    if len(set(headers.values())) < len(headers):
+        raise ValueError(f"two targets share a column: {headers}")
+    frame = pd.DataFrame(scores, columns=["model", "target", "seed", "mae"])
+    repeated = frame.duplicated(["model", "target", "seed"])
+    if repeated.any():
+        raise ValueError(f"runs given twice: {frame[repeated].to_dict('records')}")
+
+    stats = frame.groupby(["model", "target"])["mae"].agg(["mean", "std", "count"])
+    stats = stats.rename(columns={"count": "n_seeds"}).unstack("target").swaplevel(axis=1)
+    stats.loc[BASELINE] = np.nan
+    for target, mae in baseline.items():
+        stats.loc[BASELINE, (target, "mean")] = mae
+    targets = sorted(baseline, key=_target_order)
+    models = sorted(frame["model"].unique())
+    out = stats.loc[[BASELINE, *models], [(t, s) for t in targets for s in STATS]]
+    out.columns = pd.MultiIndex.from_tuples([(headers[t], s) for t, s in out.columns])
+    for column in [c for c in out.columns if c[1] == "n_seeds"]:
+        out[column] = out[column].astype("Int64")
+    out.index.name = "model"
+    out.attrs["n_test"] = n_test
+    return out
+
+
+def _digits(value: float) -> int:
+    """Decimals that show ``value`` to three significant figures (none for |value| ≥ 100)."""
+    return max(0, 2 - math.floor(math.log10(abs(value)))) if value else 0
+
+
+def _cell(mean: float, std: float, n: int | None, most: int) -> str:
+    """``mean ± std`` (std only over two or more seeds), ``(n=k)`` when the row has more."""
+    if pd.isna(mean):
+        return "–"
+    d = _digits(mean)
+    text = f"{mean:.{d}f}" + ("" if pd.isna(std) else f" ± {std:.{d}f}")
+    return text + ("" if pd.isna(n) or n == most else f" (n={n})")
+
+
+def write_property_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path) -> None:
+    """Write a :func:`property_table` as CSV and Markdown (module docstring), atomically."""
+    flat = df.copy()
+    flat.columns = [h if s == "mean" else f"{h} {s}" for h, s in df.columns]
+    with atomic_path(csv_path) as tmp:
+        flat.to_csv(tmp, lineterminator="\n")
+
+    headers = list(dict.fromkeys(h for h, _ in df.columns))
+    n_test = df.attrs["n_test"]
+    counts = ", ".join(f"{h} {n_test[h]}" for h in headers)
+    if len(set(n_test.values())) == 1:
+        counts = str(next(iter(n_test.values())))
+    lines = [
+        "Test MAE, mean ± sample std over seeds; "
+        f"{BASELINE}: every test molecule predicted as the mean train target. "
+        f"Test molecules: {counts}.",
+        "",
+        "| model | seeds | " + " | ".join(headers) + " |",
+        "|---|---:|" + "---:|" * len(headers),
+    ]
+    for model, row in df.iterrows():
+        n = {h: row[(h, "n_seeds")] for h in headers}
+        most = max((int(k) for k in n.values() if not pd.isna(k)), default=0)
+        cells = [_cell(row[(h, "mean")], row[(h, "std")], n[h], most) for h in headers]
+        lines.append(f"| {model} | {most or '–'} | " + " | ".join(cells) + " |")
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def parity_plot(predictions_path: str | Path, out_png: str | Path) -> None:
+    """Truth against prediction of one predictions file, in the papers' unit, with the line
+    y = x and the MAE in the title; a PNG written atomically (matplotlib, Agg canvas). The
+    title names model, target and seed when the file is in a run directory."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(predictions_path)
+    predictions, unit = read_predictions(path)
+    name, factor = display_unit(unit)
+    truth = predictions["truth"].to_numpy() * factor
+    prediction = predictions["prediction"].to_numpy() * factor
+    mae = float(np.abs(prediction - truth).mean())
+    try:
+        run = Run.from_path(path.parent)
+        what = f"{run.model} · {target_name(run.target)} · seed {run.seed}"
+    except ValueError:
+        what = path.stem
+
+    figure = Figure(figsize=(4.0, 4.0), dpi=150, layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    lo, hi = min(truth.min(), prediction.min()), max(truth.max(), prediction.max())
+    ax.plot([lo, hi], [lo, hi], color="0.4", linewidth=0.8)  # y = x
+    ax.scatter(truth, prediction, s=4, alpha=0.5, linewidths=0)
+    ax.set_xlabel(f"truth ({name})")
+    ax.set_ylabel(f"prediction ({name})")
+    ax.set_title(f"{what}\ntest MAE {mae:.{_digits(mae)}f} {name} ({len(truth)} molecules)")
+    ax.set_aspect("equal")
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, format="png")
+
+
+def parity_plots(runs: Sequence[str | Path], outdir: str | Path) -> list[Path]:
+    """Parity plots ``<outdir>/<model>/<target>.png``, one per model and target, of its run
+    with the lowest seed; the paths written."""
+    first: dict[tuple[str, str], Run] = {}
+    for run in sorted(map(Run.from_path, runs), key=lambda r: r.seed, reverse=True):
+        first[run.model, run.target] = run
+    written = []
+    for (model, target), run in sorted(first.items()):
+        out = Path(outdir) / model / f"{target}.png"
+        parity_plot(run.path / PREDICTIONS, out)
+        written.append(out)
+    return written

@@ -1,0 +1,26 @@
+# Training: one run per (source, model, target, seed), each resuming from its last.ckpt when
+# the job is retried. The run directory holds checkpoints, metrics.csv and config.json beside
+# the declared output, the best checkpoint's test predictions.
+rule train_property:
+    input:
+        tables=source_conformer_tables,
+        labels=train_labels,
+        split=f"{RESULTS}/splits/{{dataset}}.parquet",
+    output:
+        f"{RESULTS}/models/{{dataset}}/{{model}}/{{target}}/seed{{seed}}/test_predictions.parquet",
+    log:
+        f"{LOGS}/models/{{dataset}}/{{model}}/{{target}}/seed{{seed}}.log",
+    params:
+        settings=trainer_settings,
+        model_kwargs=model_settings,
+        run_dir=lambda w, output: str(Path(output[0]).parent),
+    threads: 2
+    resources:
+        runtime=1440,
+        mem_mb=16000,
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m rhoflow train --model {wildcards.model:q} --model-kwargs {params.model_kwargs:q}"
+        " --settings {params.settings:q} --target {wildcards.target:q} --labels {input.labels:q}"
+        " --split {input.split:q} --out {params.run_dir:q} {input.tables:q} > {log:q} 2>&1"
