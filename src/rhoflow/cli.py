@@ -193,13 +193,39 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
     from rhoflow.train import train_geometry
+
+    torch.set_num_threads(args.threads)
 
     summary = train_geometry(
         args.out, args.tables, args.labels, args.split, args.target, args.model,
         args.model_kwargs, args.settings,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+    import yaml
+
+    from rhoflow.config import ConfigError
+    from rhoflow.predict import PredictError, predict_file, summary_line
+
+    torch.set_num_threads(args.threads)
+    conformers = args.conformers
+    try:
+        if args.config is not None:
+            conformers = (yaml.safe_load(args.config.read_text()) or {}).get("conformers")
+        rows = predict_file(
+            args.checkpoint, args.input, args.out, args.format, conformers, args.threads
+        )
+    except (OSError, yaml.YAMLError, PredictError, ConfigError) as exc:
+        print(f"rhoflow predict: {exc}", file=sys.stderr)
+        return 2
+    print(summary_line(rows, args.out))
     return 0
 
 
@@ -348,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--settings", type=_json_arg, default={}, help="config 'train.trainer' as JSON"
     )
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the rule's threads)")
     p.add_argument("--model", required=True, help="model name (rhoflow.models.MODELS)")
     p.add_argument("--model-kwargs", type=_json_arg, default={}, help="model arguments as JSON")
     p.add_argument("--target", required=True, help="labels column, e.g. source_gap_hartree")
@@ -356,6 +383,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("tables", nargs="+", type=Path, help="molecule tables with coordinates")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "predict", help="a trained model's predictions (with units) for new molecules, as CSV"
+    )
+    p.add_argument("checkpoint", type=Path, help="run directory (best.ckpt) or a .ckpt in one")
+    p.add_argument("input", type=Path, help="molecules: .smi/.smiles/.txt, .sdf or .xyz")
+    p.add_argument("out", type=Path, help="predictions (.csv)")
+    p.add_argument("--format", choices=["smiles", "sdf", "xyz"], help="default: by extension")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument(
+        "--conformers", type=_json_arg, help="config 'conformers' as JSON (default: schema's)"
+    )
+    given.add_argument("--config", type=Path, help="read 'conformers' from this config.yaml")
+    p.add_argument("--threads", type=int, default=1, help="conformer workers and torch threads")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="test MAE table (CSV, Markdown) and parity plots of runs")
     p.add_argument("--labels", type=Path, required=True, help="typed labels table (.parquet)")

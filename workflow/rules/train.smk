@@ -21,6 +21,7 @@ rule train_property:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m rhoflow train --model {wildcards.model:q} --model-kwargs {params.model_kwargs:q}"
+        "python -m rhoflow train --threads {threads} --model {wildcards.model:q}"
+        " --model-kwargs {params.model_kwargs:q}"
         " --settings {params.settings:q} --target {wildcards.target:q} --labels {input.labels:q}"
         " --split {input.split:q} --out {params.run_dir:q} {input.tables:q} > {log:q} 2>&1"
