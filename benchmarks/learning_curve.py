@@ -20,22 +20,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from rhoflow.io import write_parquet
 from rhoflow.labels import read_labels
-from rhoflow.splits import read_splits
+from rhoflow.splits import METADATA_KEY, read_splits
 from rhoflow.train import train_geometry
 
 
-def reduced_split(split: pd.DataFrame, fraction: float, out: Path, seed: int = 0) -> pd.DataFrame:
-    """The split with a seeded random ``fraction`` of its train ids (val and test kept)."""
-    train = split.index[split["split"] == "train"].to_numpy()
-    keep = np.random.default_rng(seed).permutation(train)[: max(1, round(fraction * len(train)))]
-    kept = split[(split["split"] != "train") | split.index.isin(keep)]
-    table = pa.table({"id": kept.index.to_numpy(object), "split": kept["split"].to_numpy(object)})
-    write_parquet(out, table, ["split"])
-    return kept
+def reduced_split(split_path: Path, fraction: float, out: Path, seed: int = 0) -> pd.DataFrame:
+    """The split file with a seeded random ``fraction`` of its train ids (val and test kept;
+    its metadata records the fraction and the new sizes)."""
+    table = pq.read_table(split_path)
+    split = table.column("split").to_numpy(zero_copy_only=False)
+    train = np.flatnonzero(split == "train")
+    n_keep = max(1, round(fraction * len(train)))
+    drop = np.random.default_rng(seed).permutation(train)[n_keep:]
+    kept = table.filter(pa.array(~np.isin(np.arange(len(split)), drop)))
+    meta = json.loads(table.schema.metadata[METADATA_KEY])
+    meta["learning_curve_fraction"] = fraction
+    meta["sizes"]["train"] = n_keep
+    kept = kept.replace_schema_metadata({METADATA_KEY: json.dumps(meta, sort_keys=True)})
+    write_parquet(out, kept, ["split"])
+    return read_splits(out)
 
 
 def main() -> None:
@@ -51,16 +59,18 @@ def main() -> None:
     results = args.workdir / "results"
     tables = sorted((results / "conformers").glob(f"{args.source}-*.parquet"))
     labels = results / "labels" / f"{args.source}.parquet"
-    split = read_splits(results / "splits" / f"{args.source}.parquet")
+    split_path = results / "splits" / f"{args.source}.parquet"
+    split = read_splits(split_path)
     y = read_labels(labels)[args.target]
-    test = split.index[split["split"] == "test"]
     for fraction in args.fractions:
         run_dir = results / "models" / args.source / args.model / args.target / "seed0"
         start = time.perf_counter()
         if fraction < 1:
             run_dir = args.workdir / "learning_curve" / f"{args.model}-{args.target}-{fraction:g}"
             run_dir.mkdir(parents=True, exist_ok=True)
-            kept = reduced_split(split, fraction, run_dir.parent / f"split-{fraction:g}.parquet")
+            kept = reduced_split(
+                split_path, fraction, run_dir.parent / f"split-{fraction:g}.parquet"
+            )
             train_geometry(
                 run_dir,
                 tables,
@@ -78,9 +88,9 @@ def main() -> None:
             continue
         p = pd.read_parquet(run_dir / "test_predictions.parquet")
         mae = float(np.abs(p["prediction"] - p["truth"]).mean())
-        train_ids = kept.index[kept["split"] == "train"]
-        baseline = float(np.abs(y.loc[test].dropna() - y.loc[train_ids].mean()).mean())
-        epochs = int(pd.read_csv(run_dir / "metrics.csv")["epoch"].max()) + 1
+        train_ids = kept.index[kept["split"] == "train"].intersection(y.dropna().index)
+        baseline = float(np.abs(p["truth"] - y.loc[train_ids].mean()).mean())
+        epochs = int(pd.read_csv(run_dir / "metrics.csv")["val_mae"].notna().sum())
         unit = json.loads((run_dir / "config.json").read_text())["target"]["unit"]
         took = f", {time.perf_counter() - start:.0f} s" if fraction < 1 else ""
         print(

@@ -3,9 +3,9 @@
 Both train the same SchNet (same initial weights) on the same batches (the
 :class:`rhoflow.train.GeometryDataModule` of a dataset's conformer tables, labels table and split
 file, shuffled with the same seed) with the same optimiser (AdamW, the trainer's lr), for
-``--epochs`` epochs with one validation pass per epoch; the plain loop writes no checkpoints
-and logs nothing. Throughput is train molecules per second of training-loop wall time (model
-building and data set-up excluded). A third pass iterates the train DataLoader alone (collate,
+``--epochs`` epochs with one validation pass per epoch (after one untimed warm-up epoch); the
+plain loop writes no checkpoints and logs nothing. Throughput is train molecules per second of
+training-loop wall time (model building and data set-up excluded). A third pass iterates the train DataLoader alone (collate,
 no model) to give the data-loading share of a training step.
 
     .venv/bin/python benchmarks/train_throughput.py --workdir /tmp/qm9 \\
@@ -98,6 +98,7 @@ def main() -> None:
     n_batches = sum(1 for _ in data.train_dataloader())
     load_s = time.perf_counter() - start
 
+    plain_loop(copy.deepcopy(model), scaler, data, settings, 1)  # warm-up, not timed
     L.seed_everything(0, workers=True)
     plain_s = plain_loop(model, scaler, data, settings, args.epochs)
 
