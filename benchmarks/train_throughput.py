@@ -5,8 +5,8 @@ Both train the same SchNet (same initial weights) on the same batches (the
 file, shuffled with the same seed) with the same optimiser (AdamW, the trainer's lr), for
 ``--epochs`` epochs with one validation pass per epoch (after one untimed warm-up epoch); the
 plain loop writes no checkpoints and logs nothing. Throughput is train molecules per second of
-training-loop wall time (model building and data set-up excluded). A third pass iterates the train DataLoader alone (collate,
-no model) to give the data-loading share of a training step.
+training-loop wall time (model building and data set-up excluded). A third pass iterates the
+train DataLoader alone (collate, no model) to give the data-loading share of a training step.
 
     .venv/bin/python benchmarks/train_throughput.py --workdir /tmp/qm9 \\
         --target source_gap_hartree --epochs 5
