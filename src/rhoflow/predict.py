@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from rhoflow.ledger import LedgerRow
-from rhoflow.molecule import Molecule, from_rdkit
+from rhoflow.molecule import Molecule
 from rhoflow.parallel import Failure
 
 COLUMNS: tuple[str, ...] = (
@@ -226,30 +226,25 @@ class Record:
 def read_records(path: str | Path, fmt: str) -> list[Record]:
     """Every record of a molecule file, parsed, in file order; raises :class:`PredictError`
     when the file cannot be read at all."""
+    from rhoflow.shards import parse_entry
     from rhoflow.sources import FORMATS
 
-    loader, options = FORMATS[fmt], {}
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"{path}: no such input file")
     try:
-        entries = list(loader.read_raw(path, options))
+        entries = list(FORMATS[fmt].read_raw(path, {}))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise PredictError(f"{path}: not a readable {fmt} file ({exc})") from exc
     records = []
     for entry in entries:
         written = entry.payload if fmt == "smiles" else ""
-        parsed = loader.parse(entry, options)
-        if parsed.failure is not None:
-            records.append(Record(entry.native_id, written, failure=Failure(*parsed.failure)))
-            continue
-        try:
-            mol = from_rdkit(entry.native_id, parsed.mol, parsed.labels)
-        except Exception as exc:  # noqa: BLE001 - as rhoflow.shards: never fail the file
-            failure = Failure("invalid_structure", f"{type(exc).__name__}: {exc}")
+        parsed = parse_entry({"name": "input", "format": fmt}, entry)
+        if isinstance(parsed, LedgerRow):
+            failure = Failure(parsed.reason, parsed.message)
             records.append(Record(entry.native_id, written, failure=failure))
-            continue
-        records.append(Record(entry.native_id, written or mol.smiles, molecule=mol))
+        else:
+            records.append(Record(entry.native_id, written or parsed.smiles, molecule=parsed))
     return records
 
 

@@ -50,18 +50,28 @@ def shard_name(source: str, index: int) -> str:
 
 
 def _process(job: tuple[dict[str, Any], dict[str, Any], Any]) -> Molecule | LedgerRow:
-    """Parse, filter and normalise one raw entry (runs in a worker process)."""
+    """:func:`parse_entry` of one ``(source, filter settings, raw entry)`` job (runs in a
+    worker process)."""
+    source, filter_settings, entry = job
+    return parse_entry(source, entry, filter_settings)
+
+
+def parse_entry(
+    source: dict[str, Any], entry: Any, filter_settings: dict[str, Any] | None = None
+) -> Molecule | LedgerRow:
+    """Parse, filter (when ``source["filter"]``) and normalise one raw entry of ``source``
+    (a config ``sources`` item: name, format, options) into a :class:`Molecule` with id
+    ``<name>:<native id>``, or the ledger row saying why not; never raises."""
     from rhoflow.sources import FORMATS
     from rhoflow.sources.filters import check
 
-    source, filter_settings, entry = job
     mol_id = f"{source['name']}:{entry.native_id}"
     try:
         record = FORMATS[source["format"]].parse(entry, source)
         if record.failure is not None:
             return LedgerRow(mol_id, STAGE, *record.failure)
         if source.get("filter"):
-            rejected = check(record.mol, filter_settings)
+            rejected = check(record.mol, filter_settings or {})
             if rejected is not None:
                 return LedgerRow(mol_id, STAGE, *rejected)
         provenance = {"coordinates": "source"} if record.mol.GetNumConformers() else {}
