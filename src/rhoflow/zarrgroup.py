@@ -185,10 +185,60 @@ def open_finished_group(path: str | Path, fmt: str | tuple[str, ...]) -> zarr.Gr
     return group
 
 
+class GroupWriter:
+    """Context manager that writes one group atomically: inside the block :attr:`group` lives
+    under a hidden temporary sibling of ``path`` (:func:`rhoflow.io.atomic_path`); on a clean
+    exit :meth:`_finish` writes what the subclass buffered, then the group is marked complete,
+    consolidated (:func:`finish_group`) and renamed onto ``path``. An exception inside the
+    block, or in :meth:`_start` / :meth:`_finish`, removes the temporary group and leaves
+    ``path`` untouched; a killed job leaves only the temporary group, which readers refuse."""
+
+    def __init__(self, path: str | Path, attributes: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.attributes = attributes
+        self.group: zarr.Group | None = None
+        self._atomic: Any = None
+        self._tmp: Path | None = None
+
+    def _start(self) -> None:
+        """Create the arrays the writer appends to (called once the group exists)."""
+
+    def _finish(self) -> None:
+        """Write what is buffered (called before the group is completed)."""
+
+    def __enter__(self) -> Any:
+        from rhoflow.io import atomic_path
+
+        if self._atomic is not None:
+            raise RuntimeError(f"{type(self).__name__} is not reentrant")
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        try:
+            self.group = create_group(self._tmp, self.attributes)
+            self._start()
+        except BaseException as exc:
+            atomic, self._atomic = self._atomic, None
+            atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
+        atomic, self._atomic = self._atomic, None
+        if exc_type is None:
+            try:
+                self._finish()
+                assert self._tmp is not None and self.group is not None
+                finish_group(self._tmp, self.group)
+            except BaseException as err:
+                atomic.__exit__(type(err), err, err.__traceback__)
+                raise
+        return atomic.__exit__(exc_type, exc, tb)
+
+
 # --------------------------------------------------------------- per-molecule groups
 
 
-class MoleculeGroupWriter:
+class MoleculeGroupWriter(GroupWriter):
     """Writes one per-molecule group (the representation format), atomically.
 
     Root attributes: ``format``, ``format_version``, ``n_molecules``, the caller's attributes
@@ -207,31 +257,11 @@ class MoleculeGroupWriter:
     FORMAT_VERSION = 2
 
     def __init__(self, path: str | Path, fmt: str, attributes: dict[str, Any]) -> None:
-        self.path = Path(path)
-        self.attributes = {"format": fmt, "format_version": self.FORMAT_VERSION, **attributes}
-        self._atomic: Any = None
-        self._tmp: Path | None = None
-        self.group: zarr.Group | None = None
+        super().__init__(
+            path, {"format": fmt, "format_version": self.FORMAT_VERSION, **attributes}
+        )
         self._appenders: dict[str, RowAppender] = {}
         self.ids: list[str] = []
-
-    def __enter__(self) -> MoleculeGroupWriter:
-        from rhoflow.io import atomic_path
-
-        self._atomic = atomic_path(self.path)
-        self._tmp = self._atomic.__enter__()
-        self.group = create_group(self._tmp, self.attributes)
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
-        atomic, self._atomic = self._atomic, None
-        if exc_type is None:
-            try:
-                self._finish()
-            except BaseException as err:
-                atomic.__exit__(type(err), err, err.__traceback__)
-                raise
-        return atomic.__exit__(exc_type, exc, tb)
 
     def array(
         self,
@@ -259,12 +289,11 @@ class MoleculeGroupWriter:
         self.ids.append(mol_id)
 
     def _finish(self) -> None:
-        assert self.group is not None and self._tmp is not None
+        assert self.group is not None
         for appender in self._appenders.values():
             appender.close()
         table(self.group, "ids", np.array(self.ids, dtype=str).reshape(-1), ("molecule",))
         self.group.attrs["n_molecules"] = len(self.ids)
-        finish_group(self._tmp, self.group)
 
 
 class MoleculeGroup:

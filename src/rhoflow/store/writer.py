@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from rhoflow import __version__
-from rhoflow.io import atomic_path
 from rhoflow.result import DensityResult, Grid
 from rhoflow.store.layout import (
     CHUNK_POINTS,
@@ -37,7 +34,7 @@ from rhoflow.store.layout import (
     SHARD_POINTS,
     UNITS,
 )
-from rhoflow.zarrgroup import RowAppender, create_group, finish_group, sharded_array, table
+from rhoflow.zarrgroup import GroupWriter, RowAppender, sharded_array, table
 
 
 def _json_default(obj: Any) -> Any:
@@ -65,7 +62,7 @@ def _same_grid(a: Grid, b: Grid) -> bool:
     )
 
 
-class StoreWriter(AbstractContextManager["StoreWriter"]):
+class StoreWriter(GroupWriter):
     """Context manager that writes one shard store (layout: :mod:`rhoflow.store.layout`).
 
     ``chunk_points`` values per inner chunk and ``shard_points`` per shard file (a multiple of
@@ -84,13 +81,10 @@ class StoreWriter(AbstractContextManager["StoreWriter"]):
     ) -> None:
         if chunk_points <= 0 or shard_points % chunk_points:
             raise ValueError("shard_points must be a positive multiple of chunk_points")
-        self.path = Path(path)
+        super().__init__(path, {"format": FORMAT, "format_version": FORMAT_VERSION})
         self.chunk_points = chunk_points
         self.shard_points = shard_points
         self.encoding = encoding
-        self._atomic: AbstractContextManager[Path] | None = None
-        self._tmp: Path | None = None
-        self._group: Any = None
         self._streams: dict[str, RowAppender] = {}
         self._ids: list[str] = []
         self._seen: set[str] = set()
@@ -102,53 +96,22 @@ class StoreWriter(AbstractContextManager["StoreWriter"]):
         self._spacing: list[np.ndarray] = []
         self._has_esp: list[bool] = []
 
-    # ------------------------------------------------------------------ context protocol
-
-    def __enter__(self) -> StoreWriter:
-        if self._atomic is not None:
-            raise RuntimeError("StoreWriter is not reentrant")
-        self._atomic = atomic_path(self.path)
-        self._tmp = self._atomic.__enter__()
-        try:
-            self._group = create_group(
-                self._tmp, {"format": FORMAT, "format_version": FORMAT_VERSION}
+    def _start(self) -> None:
+        for name in FIELDS:
+            array = sharded_array(
+                self.group,
+                name,
+                (),
+                np.float32,
+                ("point",),
+                UNITS[name],
+                rows_per_chunk=self.chunk_points,
+                shard_rows=self.shard_points,
+                fill_value=np.nan,
+                encoding=self.encoding,
+                long_name=LONG_NAMES[name],
             )
-            for name in FIELDS:
-                array = sharded_array(
-                    self._group,
-                    name,
-                    (),
-                    np.float32,
-                    ("point",),
-                    UNITS[name],
-                    rows_per_chunk=self.chunk_points,
-                    shard_rows=self.shard_points,
-                    fill_value=np.nan,
-                    encoding=self.encoding,
-                    long_name=LONG_NAMES[name],
-                )
-                self._streams[name] = RowAppender(array)
-        except BaseException as exc:
-            atomic, self._atomic = self._atomic, None
-            atomic.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        assert self._atomic is not None
-        atomic, self._atomic = self._atomic, None
-        if exc_type is None:
-            try:
-                self._finalise()
-            except BaseException as err:
-                atomic.__exit__(type(err), err, err.__traceback__)
-                raise
-        return atomic.__exit__(exc_type, exc, tb)
+            self._streams[name] = RowAppender(array)
 
     # ---------------------------------------------------------------------------- writing
 
@@ -160,7 +123,7 @@ class StoreWriter(AbstractContextManager["StoreWriter"]):
     def add(self, result: DensityResult) -> None:
         """Append one molecule. Raises ``ValueError`` (nothing written) for a duplicate id,
         inconsistent atoms, a missing or non-3-D density, or an ESP on another grid."""
-        if self._group is None:
+        if self.group is None:
             raise RuntimeError("use StoreWriter as a context manager")
         mol_id = str(result.id)
         if mol_id in self._seen:
@@ -194,8 +157,8 @@ class StoreWriter(AbstractContextManager["StoreWriter"]):
         self._spacing.append(np.asarray(density.spacing_bohr, dtype=np.float64).reshape(3))
         self._has_esp.append(esp is not None)
 
-    def _finalise(self) -> None:
-        group = self._group
+    def _finish(self) -> None:
+        group = self.group
         points = {name: stream.close() for name, stream in self._streams.items()}
         n = len(self._ids)
         n_atoms = np.array([len(z) for z in self._numbers], dtype=np.int64)
@@ -234,8 +197,6 @@ class StoreWriter(AbstractContextManager["StoreWriter"]):
                 "rhoflow_version": __version__,
             }
         )
-        assert self._tmp is not None
-        finish_group(self._tmp, group)
 
 
 def write_store(path: str | Path, results: Iterable[DensityResult], **options: Any) -> Path:
