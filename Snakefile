@@ -30,6 +30,7 @@ wildcard_constraints:
     model=r"[a-z0-9+]+",
     target=r"[a-z][a-z0-9_]*",
     seed=r"\d+",
+    lam=r"[0-9][0-9.e+-]*",
 
 
 include: "workflow/rules/shards.smk"
@@ -42,6 +43,7 @@ include: "workflow/rules/pointclouds.smk"
 include: "workflow/rules/render.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/edg.smk"
 include: "workflow/rules/summary.smk"
 
 

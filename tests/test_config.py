@@ -58,6 +58,11 @@ def test_embedded_default_is_valid_and_defaults_are_filled():
          "render.settings.ramp_colors"),
         (lambda c: c["voxels"].update(density_units="e/nm^3"), "voxels.density_units"),
         (lambda c: c["density"].update(engines=["orca"]), "density.engines[0]"),
+        (lambda c: c["edg"].update(pretrain="nowhere"), "edg.pretrain"),
+        (lambda c: c["render"].update(engine=None), "edg.pretrain"),
+        (lambda c: c["edg"]["imageed"].update(size="huge"), "edg.imageed.size"),
+        (lambda c: c["edg"]["teacher"]["trainer"].update(lr=0), "edg.teacher.trainer.lr"),
+        (lambda c: c["edg"].update(lambda_sweep=[0.0]), "edg.lambda_sweep[0]"),
     ],
 )
 def test_bad_config_names_the_key(mutate, key):
@@ -76,6 +81,17 @@ def test_snakemake_rejects_bad_config_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "conformers.k_lowest" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_an_objects_own_defaults_hold_for_keys_not_given():
+    """edg.imageed.trainer defaults to the paper's lr 1.5e-4 and batch 64, not the generic
+    trainer defaults, also when some of its keys are given."""
+    imageed = section_settings("edg.imageed", {"trainer": {"max_epochs": 3}})["trainer"]
+    assert (imageed["max_epochs"], imageed["lr"], imageed["batch_size"]) == (3, 1.5e-4, 64)
+    assert imageed["lr_min"] == 1e-6  # the shared trainer definition fills the rest
+    teacher = section_settings("edg.teacher")["trainer"]
+    assert (teacher["lr"], teacher["batch_size"]) == (5e-3, 128)
+    assert section_settings("train.trainer")["lr"] == 5e-4
 
 
 def test_representation_engine_must_be_computed():

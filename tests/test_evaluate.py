@@ -16,8 +16,10 @@ from rhoflow.evaluate import (
     PREDICTIONS,
     display_unit,
     header,
+    lambda_table,
     parity_plot,
     property_table,
+    write_lambda_table,
     write_property_table,
 )
 from rhoflow.labels import write_labels
@@ -120,6 +122,58 @@ def test_write_property_table(runs, tmp_path):
     assert "| painn | 3 | 109 ± 0 | 1.00 ± 0.71 (n=2) |" in text
     assert "Test molecules: gap (meV) 3, Cv (cal/mol/K) 2." in text
     assert sorted(p.name for p in csv.parent.iterdir()) == [csv.name, md.name]  # no temp files
+
+
+def edg_runs(tmp_path: Path, errors: dict[float, list[float]]) -> list[Path]:
+    """Gap runs of ``edg-schnet`` at each λ whose seed-k test MAE is ``errors[λ][k]``."""
+    truth = pd.Series(GAP[7:], index=IDS[7:])
+    paths = []
+    for lam, per_seed in errors.items():
+        for seed, error in enumerate(per_seed):
+            run = tmp_path / "models" / f"lambda{lam:g}" / "edg-schnet" / "source_gap_hartree"
+            run = run / f"seed{seed}"
+            write_predictions(
+                run / PREDICTIONS, list(truth.index), truth.to_numpy(),
+                truth.to_numpy() + np.resize([1.0, -1.0], 3) * error, "Hartree", {},
+            )  # fmt: skip
+            paths.append(run)
+    return paths
+
+
+def test_edg_rows_follow_their_model_with_the_relative_change(runs, tmp_path):
+    paths, labels, split = runs
+    edg = edg_runs(tmp_path, {1.0: [0.01, 0.02, 0.015]})  # mean 0.015 vs schnet's 0.02
+    table = property_table(paths + edg, labels, split)
+    assert list(table.index) == ["train mean", "painn", "schnet", "edg-schnet", "Δ % edg-schnet"]
+    gap, cv = "gap (meV)", "Cv (cal/mol/K)"
+    assert table.loc["Δ % edg-schnet", (gap, "mean")] == pytest.approx(25.0)  # (1 − 0.015/0.02)
+    assert pd.isna(table.loc["Δ % edg-schnet", (cv, "mean")])  # no EDG run of Cv
+    csv, md = tmp_path / "p.csv", tmp_path / "p.md"
+    write_property_table(table, csv, md)
+    text = md.read_text()
+    assert "| edg-schnet | 3 | 408 ± 136 | – |" in text
+    assert "| Δ % edg-schnet | – | +25.0 % | – |" in text
+    assert "(1 − MAE w/ EDG ÷ MAE w/o EDG) × 100" in text
+
+
+def test_lambda_table_and_plot(runs, tmp_path):
+    paths, labels, split = runs
+    edg = edg_runs(tmp_path, {0.1: [0.03, 0.03], 1.0: [0.01, 0.02, 0.015]})
+    gap_runs = [p for p in paths if p.parent.name == "source_gap_hartree"]
+    table = lambda_table(gap_runs + edg, labels, split)
+    assert list(table.index) == [
+        (0.0, "train mean"), (0.0, "painn"), (0.0, "schnet"),
+        (0.1, "edg-schnet"), (1.0, "edg-schnet"),
+    ]  # fmt: skip
+    gap = "gap (meV)"
+    assert table.loc[(0.1, "edg-schnet"), (gap, "mean")] == pytest.approx(0.03 * MEV_PER_HARTREE)
+    assert table.loc[(1.0, "edg-schnet"), (gap, "n_seeds")] == 3
+    csv, md, png = tmp_path / "l.csv", tmp_path / "l.md", tmp_path / "l.png"
+    write_lambda_table(table, csv, md, png)
+    assert "| 0.1 | edg-schnet | 2 | 816 ± 0 |" in md.read_text()
+    assert pd.read_csv(csv).shape[0] == 5
+    with Image.open(png) as im:
+        assert im.size[0] > 300
 
 
 def test_test_ids_must_be_the_splits(runs):

@@ -192,3 +192,35 @@ def test_build_shard_ledgers_no_surface_and_exports(tiny_store: Path, tmp_path: 
         assert im.mode == "L"
     with pytest.raises(KeyError):
         export_pngs(out, "t:empty", tmp_path / "png")
+
+
+def test_structure_shard_needs_only_coordinates(tiny_store: Path, tmp_path: Path) -> None:
+    """Structure views from a molecule table (no density): the same images as the density
+    store's path gives for the same atoms; a molecule without coordinates is a ledger row."""
+    from rhoflow.molecule import from_rdkit, write_molecules
+    from rhoflow.render import build_structure_shard
+    from rhoflow.store.reader import open_store
+    from rhoflow.units import ANGSTROM_PER_BOHR
+
+    from rdkit import Chem
+
+    store = open_store(tiny_store)
+    numbers, coords_bohr = store.atoms(store.ids.index("t:h2co"))
+    mol = Chem.AddHs(Chem.MolFromSmiles("C=O"))  # no conformer: no coordinates
+    placed = from_rdkit("t:h2co", mol)
+    placed.atomic_numbers = np.asarray(numbers)  # the store's atoms, in Å
+    placed.coords_angstrom = np.asarray(coords_bohr) * ANGSTROM_PER_BOHR
+    missing = from_rdkit("t:nocoords", mol)
+    table = tmp_path / "t.parquet"
+    write_molecules(table, [missing, placed])
+    out = tmp_path / "structures.zarr"
+    failures = build_structure_shard(table, out, {"size": 32})
+    assert [(f.id, f.stage) for f in failures] == [("t:nocoords", "render_structures")]
+    images = open_images(out)
+    assert images.ids == ["t:h2co"] and "density_images" not in images["t:h2co"]
+    reference = build_shard(tiny_store, tmp_path / "full.zarr", {"size": 32})
+    assert reference  # t:empty
+    np.testing.assert_array_equal(
+        images["t:h2co"]["structure_images"],
+        open_images(tmp_path / "full.zarr")["t:h2co"]["structure_images"],
+    )

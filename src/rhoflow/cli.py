@@ -158,6 +158,12 @@ def cmd_render_build(args: argparse.Namespace) -> int:
     return _representation(build_shard, args)
 
 
+def cmd_render_structures(args: argparse.Namespace) -> int:
+    from rhoflow.render import build_structure_shard
+
+    return _representation(build_structure_shard, args)
+
+
 def cmd_render_export(args: argparse.Namespace) -> int:
     from rhoflow.molecule import check_id
     from rhoflow.render import export_pngs
@@ -198,12 +204,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rhoflow.train import train_geometry
 
     torch.set_num_threads(args.threads)
-
+    given = [args.teacher, args.teacher_features, args.lam]
+    if any(v is not None for v in given) and not all(v is not None for v in given):
+        raise SystemExit("rhoflow train: --teacher, --teacher-features and --lambda go together")
+    edg = None
+    if args.teacher is not None:
+        edg = {"teacher": str(args.teacher), "features": str(args.teacher_features),
+               "lambda": args.lam}  # fmt: skip
     summary = train_geometry(
         args.out, args.tables, args.labels, args.split, args.target, args.model,
-        args.model_kwargs, args.settings,
+        args.model_kwargs, args.settings, edg,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_edg_imageed(args: argparse.Namespace) -> int:
+    import torch
+
+    from rhoflow.edg import contact_sheet, train_imageed
+
+    torch.set_num_threads(args.threads)
+    summary = train_imageed(args.out, args.images, args.split, args.settings)
+    shown = contact_sheet(args.out / "model.pt", args.images, args.split, args.sheet)
+    log.info("contact sheet of %s -> %s", ", ".join(shown), args.sheet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_edg_teacher(args: argparse.Namespace) -> int:
+    import torch
+
+    from rhoflow.edg import train_teacher
+
+    torch.set_num_threads(args.threads)
+    summary = train_teacher(args.out, args.images, args.split, args.features, args.settings)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_edg_features(args: argparse.Namespace) -> int:
+    import torch
+
+    from rhoflow.edg import write_model_features
+
+    torch.set_num_threads(args.threads)
+    n = write_model_features(args.model, args.images, args.out, args.batch_size)
+    log.info("%s: features of %d molecules -> %s", args.model, n, args.out)
     return 0
 
 
@@ -235,6 +282,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     write_property_table(property_table(args.runs, args.labels, args.split), args.csv, args.md)
     plots = parity_plots(args.runs, args.plots)
     log.info("%d runs -> %s, %s, %d parity plots", len(args.runs), args.csv, args.md, len(plots))
+    print(Path(args.md).read_text())
+    return 0
+
+
+def cmd_evaluate_lambda(args: argparse.Namespace) -> int:
+    from rhoflow.evaluate import lambda_table, write_lambda_table
+
+    write_lambda_table(lambda_table(args.runs, args.labels, args.split), args.csv, args.md,
+                       args.plot)  # fmt: skip
     print(Path(args.md).read_text())
     return 0
 
@@ -343,6 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, help="output image group (.zarr)")
     p.add_argument("--ledger", type=Path, help="write molecules that failed here (.tsv)")
     p.set_defaults(func=cmd_render_build)
+    p = render.add_parser(
+        "structures", help="structure views of every molecule of a molecule table (no density)"
+    )
+    p.add_argument("--settings", type=_json_arg, default={}, help="config 'render.settings'")
+    p.add_argument("store", type=Path, help="molecule table with coordinates (.parquet)")
+    p.add_argument("output", type=Path, help="output image group (.zarr)")
+    p.add_argument("--ledger", type=Path, help="write molecules that failed here (.tsv)")
+    p.set_defaults(func=cmd_render_structures)
     p = render.add_parser("export", help="one molecule's images as PNG files")
     p.add_argument("images", type=Path, help="image group (.zarr) written by 'render build'")
     p.add_argument("id")
@@ -382,7 +446,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", type=Path, required=True, help="split file (.parquet)")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("tables", nargs="+", type=Path, help="molecule tables with coordinates")
+    p.add_argument("--teacher", type=Path, help="EDG: distil this teacher's model.pt")
+    p.add_argument("--teacher-features", type=Path, help="EDG: the dataset's teacher features")
+    p.add_argument("--lambda", dest="lam", type=float, help="EDG: weight λ of the distillation")
     p.set_defaults(func=cmd_train)
+
+    edg = sub.add_parser("edg", help="EDG: ImageED, the ED-aware teacher and their features")
+    edg_sub = edg.add_subparsers(dest="edg_command", required=True)
+    p = edg_sub.add_parser("imageed", help="pre-train ImageED on density images")
+    p.add_argument("--settings", type=_json_arg, default={}, help="config 'edg.imageed' as JSON")
+    p.add_argument("--split", type=Path, required=True, help="the images' source split file")
+    p.add_argument("--out", type=Path, required=True, help="run directory (model.pt in it)")
+    p.add_argument("--sheet", type=Path, required=True, help="contact sheet of test molecules")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("images", nargs="+", type=Path, help="image groups (render stage)")
+    p.set_defaults(func=cmd_edg_imageed)
+    p = edg_sub.add_parser("teacher", help="train the ED-aware teacher on structure images")
+    p.add_argument("--settings", type=_json_arg, default={}, help="config 'edg.teacher' as JSON")
+    p.add_argument("--split", type=Path, required=True, help="the images' source split file")
+    p.add_argument("--features", type=Path, required=True, help="ImageED features group")
+    p.add_argument("--out", type=Path, required=True, help="run directory (model.pt in it)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("images", nargs="+", type=Path, help="image groups with structure images")
+    p.set_defaults(func=cmd_edg_teacher)
+    p = edg_sub.add_parser(
+        "features", help="features of every molecule: ImageED's or the teacher's (by model.pt)"
+    )
+    p.add_argument("--model", type=Path, required=True, help="ImageED or teacher model.pt")
+    p.add_argument("--out", type=Path, required=True, help="features group (.zarr)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("images", nargs="+", type=Path, help="image groups")
+    p.set_defaults(func=cmd_edg_features)
 
     p = sub.add_parser(
         "predict", help="a trained model's predictions (with units) for new molecules, as CSV"
@@ -407,6 +502,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, required=True, help="folder of <model>/<target>.png")
     p.add_argument("runs", nargs="+", type=Path, help="run folders .../<model>/<target>/seed<k>")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("evaluate-lambda", help="EDG students' test MAE against λ (table, plot)")
+    p.add_argument("--labels", type=Path, required=True, help="typed labels table (.parquet)")
+    p.add_argument("--split", type=Path, required=True, help="the dataset's split file (.parquet)")
+    p.add_argument("--csv", type=Path, required=True, help="output table (.csv)")
+    p.add_argument("--md", type=Path, required=True, help="output table (.md)")
+    p.add_argument("--plot", type=Path, required=True, help="output plot (.png)")
+    p.add_argument("runs", nargs="+", type=Path, help="plain and .../lambda<λ>/edg-<model> runs")
+    p.set_defaults(func=cmd_evaluate_lambda)
 
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)

@@ -41,15 +41,21 @@ def _is_array(checker: Any, instance: Any) -> bool:
 @functools.cache
 def _filling(validator_class: type) -> type:
     """``validator_class`` that also fills each missing property's ``default`` (also in schemas
-    reached through ``$ref``/``allOf``); an integer must be an int (not 2.0), a tuple is an
-    array."""
+    reached through ``$ref``/``allOf``; a given object gets the keys of an object default it
+    lacks); an integer must be an int (not 2.0), a tuple is an array."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema) -> Iterator:
         if isinstance(instance, dict):
             for key, sub in properties.items():
-                if "default" in sub and key not in instance:
+                if "default" not in sub:
+                    continue
+                if key not in instance:
                     instance[key] = _copy(sub["default"])
+                elif isinstance(instance[key], dict) and isinstance(sub["default"], dict):
+                    # an object's own defaults (edg.imageed.trainer's lr) hold for keys not given
+                    for k, v in sub["default"].items():
+                        instance[key].setdefault(k, _copy(v))
         yield from validate_properties(validator, properties, instance, schema)
 
     types = validator_class.TYPE_CHECKER.redefine_many(
@@ -193,8 +199,9 @@ def validate(
     """Validate ``config`` in place (filling defaults); raise :class:`ConfigError` naming keys.
 
     Beyond the schema: the :data:`SECTION_CHECKS`, source names are unique, local source paths
-    exist (relative to ``workdir``; http(s) URLs are left to Snakemake's storage plugin) and
-    each representation reads an engine of ``density.engines``.
+    exist (relative to ``workdir``; http(s) URLs are left to Snakemake's storage plugin),
+    ``edg.pretrain`` names a source with images, and each representation reads an engine of
+    ``density.engines``.
     """
     _check(config, _default_schema() if schema is None else schema, [], "config")
     for path, check in SECTION_CHECKS.items():
@@ -210,6 +217,11 @@ def validate(
         path = source["path"]
         if not is_url(path) and not (Path(workdir) / path).exists():
             raise ConfigError(f"config key 'sources[{i}].path': input file not found: {path!r}")
+    pretrain = config["edg"]["pretrain"]
+    if pretrain is not None and pretrain not in names:
+        raise ConfigError(f"config key 'edg.pretrain': {pretrain!r} is not a source name")
+    if pretrain is not None and config["render"]["engine"] is None:
+        raise ConfigError("config key 'edg.pretrain': EDG needs density images (render.engine)")
     for section in ("voxels", "pointclouds", "render"):
         engine = config[section]["engine"]
         if engine is not None and engine not in config["density"]["engines"]:

@@ -27,6 +27,11 @@ Markdown   the same as ``mean ± std`` cells, a ``seeds`` column (most seeds of 
            a cell with fewer says ``(n=k)``) and a caption with the test molecules per
            target
 =========  ===========================================================================
+
+An EDG student ``edg-<model>`` (:mod:`rhoflow.edg`) follows its plain model, then the row
+``Δ % edg-<model>``: (1 − mean MAE w/ EDG ÷ mean MAE w/o EDG) × 100 per target (EDG Table 1;
+positive when EDG helps), in the ``mean`` column. :func:`lambda_table` lays the students of
+several λ out against λ (EDG Fig. 4).
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ from rhoflow.units import EV_PER_HARTREE
 
 PREDICTIONS = "test_predictions.parquet"
 BASELINE = "train mean"
+EDG = "edg-"
+"""Prefix of an EDG student's model name (``edg-schnet``: SchNet distilled from the teacher)."""
+DELTA = "Δ % "
+"""Prefix of the row (1 − MAE w/ EDG ÷ MAE w/o EDG) × 100 of a student (``Δ % edg-schnet``)."""
 STATS = ("mean", "std", "n_seeds")
 
 DISPLAY_UNITS = {
@@ -208,7 +217,13 @@ def property_table(
     for target, mae in baseline.items():
         stats.loc[BASELINE, (target, "mean")] = mae
     targets = sorted(baseline, key=_target_order)
-    models = sorted(frame["model"].unique())
+    models = _row_order(frame["model"].unique())
+    for model in [m for m in models if m.startswith(EDG) and m[len(EDG) :] in models]:
+        for target in targets:  # EDG Table 1's Δ: relative MAE reduction of the mean MAEs
+            plain = stats.loc[model[len(EDG) :], (target, "mean")]
+            ratio = stats.loc[model, (target, "mean")] / plain
+            stats.loc[DELTA + model, (target, "mean")] = (1.0 - ratio) * 100.0
+        models.insert(models.index(model) + 1, DELTA + model)
     out = stats.loc[[BASELINE, *models], [(t, s) for t in targets for s in STATS]]
     out.columns = pd.MultiIndex.from_tuples([(headers[t], s) for t, s in out.columns])
     for column in [c for c in out.columns if c[1] == "n_seeds"]:
@@ -216,6 +231,15 @@ def property_table(
     out.index.name = "model"
     out.attrs["n_test"] = n_test
     return out
+
+
+def _row_order(models: Sequence[str]) -> list[str]:
+    """Models by name, each EDG student right after its plain model."""
+    plain = sorted(m for m in models if not m.startswith(EDG))
+    order = []
+    for model in plain:
+        order += [model] + ([EDG + model] if EDG + model in models else [])
+    return order + sorted(m for m in models if m not in order)
 
 
 def _digits(value: float) -> int:
@@ -247,12 +271,19 @@ def write_property_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | 
     lines = [
         "Test MAE, mean ± sample std over seeds; "
         f"{BASELINE}: every test molecule predicted as the mean train target. "
-        f"Test molecules: {counts}.",
+        f"Test molecules: {counts}."
+        + (f" {DELTA}edg-<model>: (1 − MAE w/ EDG ÷ MAE w/o EDG) × 100 of the mean MAEs."
+           if any(str(m).startswith(DELTA) for m in df.index) else ""),
         "",
         "| model | seeds | " + " | ".join(headers) + " |",
         "|---|---:|" + "---:|" * len(headers),
     ]
     for model, row in df.iterrows():
+        if str(model).startswith(DELTA):
+            deltas = [row[(h, "mean")] for h in headers]
+            cells = ["–" if pd.isna(v) else f"{v:+.1f} %" for v in deltas]
+            lines.append(f"| {model} | – | " + " | ".join(cells) + " |")
+            continue
         n = {h: row[(h, "n_seeds")] for h in headers}
         most = max((int(k) for k in n.values() if not pd.isna(k)), default=0)
         cells = [_cell(row[(h, "mean")], row[(h, "std")], n[h], most) for h in headers]
@@ -306,3 +337,87 @@ def parity_plots(runs: Sequence[str | Path], outdir: str | Path) -> list[Path]:
         parity_plot(run.path / PREDICTIONS, out)
         written.append(out)
     return written
+
+
+def run_lambda(path: str | Path) -> float:
+    """λ of a run directory ``.../lambda<λ>/edg-<model>/<target>/seed<k>``; 0 for a plain run
+    (no distillation)."""
+    name = Path(path).parents[2].name
+    return float(name[len("lambda") :]) if name.startswith("lambda") else 0.0
+
+
+def lambda_table(
+    runs: Sequence[str | Path], labels: str | Path, split: str | Path
+) -> pd.DataFrame:
+    """Test MAEs of EDG students over λ (EDG Fig. 4): :func:`property_table` per λ, rows
+    indexed by (``lambda``, ``model``); λ 0 holds the plain models (w/o EDG) and the train-mean
+    baseline. Columns as :func:`property_table` (no Δ rows)."""
+    by_lambda: dict[float, list[Path]] = {}
+    for run in runs:
+        by_lambda.setdefault(run_lambda(run), []).append(Path(run))
+    parts = []
+    for lam, group in sorted(by_lambda.items()):
+        table = property_table(group, labels, split)
+        keep = [m for m in table.index if not str(m).startswith(DELTA)]
+        if lam:
+            keep = [m for m in keep if m != BASELINE]
+        table = table.loc[keep]
+        table.index = pd.MultiIndex.from_tuples([(lam, m) for m in keep], names=["lambda", "model"])
+        parts.append(table)
+    out = pd.concat(parts)
+    out.attrs["n_test"] = parts[0].attrs["n_test"]
+    return out
+
+
+def write_lambda_table(
+    df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, png_path: str | Path
+) -> None:
+    """Write a :func:`lambda_table` as CSV, Markdown and a plot (MAE ± std over seeds against
+    λ per target and model, the model w/o EDG and the train-mean baseline as horizontal
+    lines), atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    flat = df.copy()
+    flat.columns = [h if s == "mean" else f"{h} {s}" for h, s in df.columns]
+    with atomic_path(csv_path) as tmp:
+        flat.to_csv(tmp, lineterminator="\n")
+    headers = list(dict.fromkeys(h for h, _ in df.columns))
+    lines = [
+        "Test MAE of EDG students against λ, mean ± sample std over seeds; λ 0: the models "
+        f"without EDG and the {BASELINE} baseline.",
+        "",
+        "| λ | model | seeds | " + " | ".join(headers) + " |",
+        "|---:|---|---:|" + "---:|" * len(headers),
+    ]
+    for (lam, model), row in df.iterrows():
+        n = {h: row[(h, "n_seeds")] for h in headers}
+        most = max((int(k) for k in n.values() if not pd.isna(k)), default=0)
+        cells = [_cell(row[(h, "mean")], row[(h, "std")], n[h], most) for h in headers]
+        lines.append(f"| {lam:g} | {model} | {most or '–'} | " + " | ".join(cells) + " |")
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+    figure = Figure(figsize=(4.0 * len(headers), 3.6), dpi=150, layout="constrained")
+    FigureCanvasAgg(figure)
+    students = [m for m in df.index.get_level_values("model").unique() if m.startswith(EDG)]
+    for k, h in enumerate(headers):
+        ax = figure.add_subplot(1, len(headers), k + 1)
+        for i, student in enumerate(students):
+            rows = df.xs(student, level="model")
+            color = f"C{i}"
+            ax.errorbar(rows.index, rows[(h, "mean")], yerr=rows[(h, "std")].fillna(0.0),
+                        marker="o", capsize=3, color=color, label=student)
+            plain = student[len(EDG) :]
+            if (0.0, plain) in df.index:
+                ax.axhline(df.loc[(0.0, plain), (h, "mean")], color=color, linestyle="--",
+                           linewidth=0.8, label=f"{plain} (w/o EDG)")
+        if (0.0, BASELINE) in df.index:
+            ax.axhline(df.loc[(0.0, BASELINE), (h, "mean")], color="0.5", linestyle=":",
+                       linewidth=0.8, label=BASELINE)
+        ax.set_xscale("log")
+        ax.set_xlabel("λ")
+        ax.set_ylabel(f"test MAE, {h}")
+        ax.legend(fontsize=6)
+    with atomic_path(png_path) as tmp:
+        figure.savefig(tmp, format="png")

@@ -128,7 +128,11 @@ class TrainedModel:
             raise PredictError(f"{ckpt}: not a readable checkpoint ({exc})") from exc
         try:
             task = PropertyTask(build_model(name, **kwargs), TargetScaler(), target, unit, settings)
-            task.load_state_dict(state)
+            # an EDG student's checkpoint also holds its mapper and the frozen EDPredictor,
+            # which inference does not use
+            task.load_state_dict(
+                {k: v for k, v in state.items() if k.startswith(("model.", "scaler."))}
+            )
         except (RuntimeError, TypeError, ValueError) as exc:
             raise PredictError(f"{ckpt}: weights do not fit {config_path} ({exc})") from exc
         task.eval()

@@ -167,20 +167,77 @@ def model_settings(wildcards):
     return json.dumps(config["train"]["models"][wildcards.model], sort_keys=True)
 
 
-def property_runs(wildcards):
-    """Test predictions of every configured (model, target, seed) of one source."""
+def runs_of(dataset, lam=None):
+    """Test predictions of every configured (model, target, seed) of one source: the plain
+    runs, or the EDG students at λ = ``lam``."""
     train = config["train"]
-    run = f"{RESULTS}/models/{wildcards.dataset}/{{model}}/{{target}}/seed{{seed}}"
+    model = "{model}" if lam is None else f"lambda{lam_name(lam)}/edg-{{model}}"
     return expand(
-        f"{run}/test_predictions.parquet",
+        f"{RESULTS}/models/{dataset}/{model}/{{target}}/seed{{seed}}/test_predictions.parquet",
         model=sorted(train["models"]),
         target=train["targets"],
         seed=train["seeds"],
     )
 
 
+def property_runs(wildcards):
+    """The runs of one source's properties table: plain, and EDG students at edg.lambda."""
+    runs = runs_of(wildcards.dataset)
+    if config["edg"]["pretrain"] is not None:
+        runs += runs_of(wildcards.dataset, config["edg"]["lambda"])
+    return runs
+
+
+def lambda_sweep_runs(wildcards):
+    """The runs of one source's λ-sweep table: plain, and EDG students at every λ."""
+    lambdas = sorted({config["edg"]["lambda"], *config["edg"]["lambda_sweep"]})
+    return runs_of(wildcards.dataset) + [
+        run for lam in lambdas for run in runs_of(wildcards.dataset, lam)
+    ]
+
+
+def lam_name(lam):
+    """λ as it appears in paths (``lambda0.001``): Python's shortest general format."""
+    return format(float(lam), "g")
+
+
+# --- EDG --------------------------------------------------------------------------------------
+
+
+def edg_settings(part):
+    """One part of the edg section (imageed, teacher) as canonical JSON."""
+    return json.dumps(config["edg"][part], sort_keys=True, separators=(",", ":"))
+
+
+def pretrain_image_groups(wildcards=None):
+    """The render stage's image groups of the edg.pretrain source."""
+    pretrain = config["edg"]["pretrain"]
+    return [
+        f"{RESULTS}/render/{shard}.zarr"
+        for shard in shard_names()
+        if shard.rsplit("-", 1)[0] == pretrain
+    ]
+
+
+def pretrain_split(wildcards=None):
+    return f"{RESULTS}/splits/{config['edg']['pretrain']}.parquet"
+
+
+def source_structure_groups(wildcards):
+    """The structure-view groups of one source's conformer shards (wildcard ``dataset``)."""
+    return [
+        f"{RESULTS}/render/structures/{shard}.zarr"
+        for shard in shard_names()
+        if shard.rsplit("-", 1)[0] == wildcards.dataset
+    ]
+
+
 def property_tables(wildcards=None):
-    """One result table per source when training is configured."""
+    """One result table per source when training is configured (and a λ-sweep table when
+    EDG sweeps λ)."""
     if not (config["train"]["models"] and config["train"]["targets"]):
         return []
-    return [f"{RESULTS}/tables/{s['name']}_properties.md" for s in config["sources"]]
+    tables = [f"{RESULTS}/tables/{s['name']}_properties.md" for s in config["sources"]]
+    if config["edg"]["pretrain"] is not None and config["edg"]["lambda_sweep"]:
+        tables += [f"{RESULTS}/tables/{s['name']}_edg_lambda.md" for s in config["sources"]]
+    return tables

@@ -1,4 +1,6 @@
-"""Image shards: every molecule of one density store rendered into one per-molecule group.
+"""Image shards: every molecule of one density store rendered into one per-molecule group
+(:func:`build_shard`), or only the structure views of a molecule table, which need no density
+(:func:`build_structure_shard`: the same format without ``density_images``).
 
 Layout of ``<out>.zarr`` (:class:`rhoflow.zarrgroup.MoleculeGroupWriter`: written atomically,
 ``ids``, one molecule per inner chunk, ``complete`` marker written last):
@@ -34,6 +36,7 @@ from rhoflow.render.pymol_scene import (
     resolve_settings,
 )
 from rhoflow.store.reader import open_store
+from rhoflow.units import ANGSTROM_PER_BOHR
 from rhoflow.zarrgroup import (
     MoleculeGroup,
     MoleculeGroups,
@@ -105,6 +108,53 @@ def build_shard(
     return failures
 
 
+def build_structure_shard(
+    table_path: str | Path, out_path: str | Path, settings: Mapping[str, Any] | None = None
+) -> list[LedgerRow]:
+    """Render the structure views of every molecule of a molecule table (the conformer
+    stage's shards: coordinates in Å, no density needed) into an image group ``out_path`` with
+    ``structure_images`` only (replaced atomically). A molecule without coordinates or that
+    PyMOL cannot render is left out and returned as a ledger row (stage ``render_structures``)."""
+    import pyarrow.parquet as pq
+
+    s = resolve_settings(settings)
+    size = int(s["size"])
+    table = pq.read_table(table_path, columns=["id", "atomic_numbers", "coords_angstrom"])
+    ids = table["id"].to_pylist()
+    numbers, coords = table["atomic_numbers"].to_pylist(), table["coords_angstrom"].to_pylist()
+    timing: list[float] = []
+    failures: list[LedgerRow] = []
+    attributes = {
+        "settings": s,
+        "source": str(Path(table_path)),
+        "channels": {"structure_images": ["R", "G", "B"]},
+    }
+
+    def compute(pos: int) -> np.ndarray:
+        if coords[pos] is None:
+            raise ValueError("the molecule has no coordinates")
+        xyz = np.asarray(coords[pos], dtype=np.float64).reshape(-1, 3) / ANGSTROM_PER_BOHR
+        t0 = time.perf_counter()
+        images = render_structure_views(cmd, np.asarray(numbers[pos]), xyz, s)
+        timing.append(time.perf_counter() - t0)
+        return images
+
+    with MoleculeGroupWriter(out_path, FORMAT, attributes) as out, pymol_session() as cmd:
+        out.array(
+            "structure_images",
+            (len(s["structure_views"]), 3, size, size),
+            "uint8",
+            ("molecule", "structure_view", "rgb", "y", "x"),
+            "1",
+            description="RGB, 0-255",
+        )
+        for _, mol_id, images in each_molecule(ids, "render_structures", compute, failures):
+            out.add(mol_id, structure_images=images)
+        assert out.group is not None
+        out.group.attrs["timing_s"] = [{"structure_s": t} for t in timing]
+    return failures
+
+
 def open_images(path: str | Path | list[str | Path]) -> MoleculeGroup | MoleculeGroups:
     """Image groups written by :func:`build_shard` (one path or a list of shards):
     ``open_images(path)[id]`` has ``density_images`` uint8 ``[6, 4, S, S]`` and
@@ -128,7 +178,7 @@ def export_pngs(images_store: str | Path, mol_id: str, outdir: str | Path) -> li
     from PIL import Image
 
     images = open_images(images_store)[mol_id]
-    dens, struct = images["density_images"], images["structure_images"]
+    dens, struct = images.get("density_images", ()), images["structure_images"]
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     stem = _safe(mol_id)

@@ -25,6 +25,8 @@ batch    long [N]       molecule of each atom within the batch, 0 … B-1, sorte
 y        float64 [B]    target, in the label's unit (``unit``)
 index    long [B]       position of each molecule in its split's dataset
 ids      list[str]      molecule ids
+features float32 [B,F]  per-molecule feature vectors when the dataset has them (EDG's
+                        teacher features; NaN rows for molecules without)
 =======  =============  =================================================================
 """
 
@@ -49,7 +51,55 @@ from rhoflow.splits import SPLITS
 log = logging.getLogger(__name__)
 
 
-class SplitDataModule(L.LightningDataModule):
+class SplitLoaders(L.LightningDataModule):
+    """The DataLoaders of ``self.datasets`` (``train``, ``val``, ``test``, filled by a subclass's
+    ``setup``) batched by ``collate``: the train loader shuffles with a ``DistributedSampler``
+    seeded by (``seed``, epoch), so epoch k has the same order in a resumed run and each DDP
+    rank sees its own share.
+
+    Args:
+        batch_size: molecules per batch (per device).
+        num_workers: DataLoader worker processes.
+        seed: seed of the train shuffling.
+    """
+
+    def __init__(self, batch_size: int = 32, num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.datasets: dict[str, Any] = {}
+
+    @staticmethod
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+        """A batch from a list of dataset items."""
+        raise NotImplementedError
+
+    def _loader(self, name: str, sampler: Any = None) -> DataLoader:
+        return DataLoader(
+            self.datasets[name],
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        sampler = DistributedSampler(
+            self.datasets["train"], num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed
+        )
+        return self._loader("train", sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+
+class SplitDataModule(SplitLoaders):
     """Train / val / test data of one target, by a split file; subclasses read the inputs.
 
     Args:
@@ -57,9 +107,7 @@ class SplitDataModule(L.LightningDataModule):
         split: split file (.parquet; ``rhoflow splits``).
         target: the labels column to learn, e.g. ``source_gap_hartree``; its unit comes from
             the table's units.
-        batch_size: molecules per batch (per device).
-        num_workers: DataLoader worker processes.
-        seed: seed of the train shuffling.
+        batch_size, num_workers, seed: as :class:`SplitLoaders`.
     """
 
     def __init__(
@@ -71,20 +119,13 @@ class SplitDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         self.labels_path, self.split_path, self.target = Path(labels), Path(split), target
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.unit: str | None = None
-        self.datasets: dict[str, Any] = {}
 
     def load_inputs(self, ids: dict[str, list[str]], y: dict[str, np.ndarray]) -> dict[str, Any]:
         """The dataset of each split from its ids and targets; a molecule without inputs is
         left out (the dataset says which ids it holds in ``.ids``)."""
-        raise NotImplementedError
-
-    @staticmethod
-    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-        """A batch from a list of dataset items."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
@@ -130,31 +171,6 @@ class SplitDataModule(L.LightningDataModule):
             )
             if n == 0:
                 raise ValueError(f"no {name} molecule has {self.target!r} and inputs")
-
-    def _loader(self, name: str, sampler: Any = None) -> DataLoader:
-        return DataLoader(
-            self.datasets[name],
-            batch_size=self.batch_size,
-            sampler=sampler,
-            shuffle=False,
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
-        sampler = DistributedSampler(
-            self.datasets["train"], num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed
-        )
-        return self._loader("train", sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
 
 @dataclass
@@ -211,11 +227,15 @@ def read_geometries(tables: Sequence[str | Path], ids: Sequence[str] | None = No
 
 
 class GeometryDataset(Dataset):
-    """Molecules of one split: atomic numbers, coordinates (Å) and the target."""
+    """Molecules of one split: atomic numbers, coordinates (Å), the target and, optionally,
+    a feature vector per molecule (``features`` [M, F])."""
 
-    def __init__(self, geometries: Geometries, y: np.ndarray) -> None:
+    def __init__(
+        self, geometries: Geometries, y: np.ndarray, features: np.ndarray | None = None
+    ) -> None:
         self.geometries, self.y = geometries, np.asarray(y, dtype=np.float64)
         self.ids = geometries.ids
+        self.features = features
 
     def __len__(self) -> int:
         return len(self.geometries)
@@ -227,13 +247,16 @@ class GeometryDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         g = self.geometries
         lo, hi = g.offsets[i], g.offsets[i + 1]
-        return {"z": g.z[lo:hi], "pos": g.pos[lo:hi], "y": self.y[i], "index": i, "id": g.ids[i]}
+        item = {"z": g.z[lo:hi], "pos": g.pos[lo:hi], "y": self.y[i], "index": i, "id": g.ids[i]}
+        if self.features is not None:
+            item["features"] = self.features[i]
+        return item
 
 
 def collate_geometry(items: list[dict[str, Any]]) -> dict[str, Any]:
     """A PyG-style batch (module docstring) from :class:`GeometryDataset` items."""
     counts = torch.tensor([len(item["z"]) for item in items])
-    return {
+    batch = {
         "z": torch.from_numpy(np.concatenate([item["z"] for item in items]).astype(np.int64)),
         "pos": torch.from_numpy(np.concatenate([item["pos"] for item in items])),
         "batch": torch.repeat_interleave(torch.arange(len(items)), counts),
@@ -241,6 +264,9 @@ def collate_geometry(items: list[dict[str, Any]]) -> dict[str, Any]:
         "index": torch.tensor([item["index"] for item in items], dtype=torch.long),
         "ids": [item["id"] for item in items],
     }
+    if "features" in items[0]:
+        batch["features"] = torch.from_numpy(np.stack([item["features"] for item in items]))
+    return batch
 
 
 class GeometryDataModule(SplitDataModule):

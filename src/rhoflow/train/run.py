@@ -8,6 +8,7 @@ directory (:mod:`rhoflow.train`). :func:`build_trainer` is the configured Lightn
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.util
 import json
 import logging
@@ -32,7 +33,6 @@ from rhoflow.train.task import PropertyTask
 
 log = logging.getLogger(__name__)
 
-MONITOR = "val_mae"
 RESUMABLE = ("max_epochs", "max_time", "devices", "num_nodes", "num_workers", "progress_bar")
 """Train settings a resumed run may change (to extend a run or move it to other hardware)."""
 PREDICTIONS_KEY = b"rhoflow.predictions"
@@ -81,8 +81,10 @@ def resolve_hardware(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_trainer(settings: dict[str, Any], run_dir: str | Path) -> L.Trainer:
-    """The Lightning trainer of a run directory: checkpoints (best on val_mae, and last),
+def build_trainer(
+    settings: dict[str, Any], run_dir: str | Path, monitor: str = "val_mae"
+) -> L.Trainer:
+    """The Lightning trainer of a run directory: checkpoints (best on ``monitor``, and last),
     CSV log (+ TensorBoard when installed), early stopping when asked, RNG states saved."""
     run_dir = Path(run_dir)
     # Two checkpoint callbacks: Lightning's save_last writes last.ckpt only in epochs that
@@ -90,7 +92,7 @@ def build_trainer(settings: dict[str, Any], run_dir: str | Path) -> L.Trainer:
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
-        monitor=MONITOR,
+        monitor=monitor,
         mode="min",
         save_top_k=1,
         enable_version_counter=False,
@@ -100,7 +102,7 @@ def build_trainer(settings: dict[str, Any], run_dir: str | Path) -> L.Trainer:
     )
     callbacks: list[Callback] = [best, last, RNGStates()]
     if settings["early_stopping_patience"] is not None:
-        callbacks.append(EarlyStopping(MONITOR, patience=settings["early_stopping_patience"]))
+        callbacks.append(EarlyStopping(monitor, patience=settings["early_stopping_patience"]))
     # one version folder per (resumed) process: nothing an earlier attempt logged is deleted
     loggers: list[Any] = [CSVLogger(run_dir, name="logs", flush_logs_every_n_steps=1)]
     if importlib.util.find_spec("tensorboard") is not None:
@@ -165,6 +167,33 @@ def write_predictions(
     write_parquet(path, table, ["unit"])
 
 
+def fit(
+    run_dir: str | Path,
+    task: L.LightningModule,
+    data: L.LightningDataModule,
+    settings: dict[str, Any],
+    config: dict[str, Any],
+) -> L.Trainer:
+    """Fit ``task`` in ``run_dir``, resuming from ``checkpoints/last.ckpt`` when present (and
+    ``config`` agrees with the run's config.json beyond :data:`RESUMABLE`), and write
+    config.json and the merged metrics.csv. ``task.monitor`` selects ``checkpoints/best.ckpt``.
+    Returns the trainer (its ``checkpoint_callback`` knows the best score)."""
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.exists():
+        _check_resumable(run_dir / "config.json", config)
+        log.info("resuming %s from %s", run_dir, last)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = build_trainer(settings, run_dir, task.monitor)
+    if trainer.is_global_zero:
+        with atomic_path(run_dir / "config.json") as tmp:
+            tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    trainer.fit(task, datamodule=data, ckpt_path=last if last.exists() else None, weights_only=True)
+    if trainer.is_global_zero:
+        merge_metrics(run_dir)
+    return trainer
+
+
 def _check_resumable(path: Path, config: dict[str, Any]) -> None:
     """Refuse to resume a run directory whose config.json differs beyond :data:`RESUMABLE`."""
     old = json.loads(path.read_text())
@@ -177,7 +206,8 @@ def _check_resumable(path: Path, config: dict[str, Any]) -> None:
     def fixed(c: dict[str, Any]) -> dict[str, Any]:
         train = {k: v for k, v in c["train"].items() if k not in RESUMABLE}
         data = {k: real(v) for k, v in c["data"].items()}
-        return {"model": c["model"], "target": c["target"], "data": data, "train": train}
+        fixed = {k: c.get(k) for k in ("model", "target", "edg", "settings")}
+        return {**fixed, "data": data, "train": train}
 
     a, b = fixed(old), fixed(config)
     if a != b:
@@ -194,6 +224,7 @@ def run(
     model: str | Callable[..., nn.Module],
     model_kwargs: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
+    edg: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, select on val_mae, test the best checkpoint; resume when the run directory has a
     ``checkpoints/last.ckpt``. Returns the run's summary (best epoch, val_mae, test_mae, unit).
@@ -205,6 +236,9 @@ def run(
         model: a name of :data:`rhoflow.models.MODELS` or a callable building the model.
         model_kwargs: the model's arguments.
         settings: the ``train`` config section (defaults filled from the schema).
+        edg: distil an EDG teacher into the model: ``{"teacher": teacher model.pt,
+            "lambda": λ}`` (:class:`rhoflow.edg.distill.DistillationTask`); ``data`` must then
+            serve the teacher's ``features`` (:class:`rhoflow.edg.distill.EDGDataModule`).
     """
     from rhoflow.config import section_settings
 
@@ -221,8 +255,6 @@ def run(
         network = build_model(model, **model_kwargs)
     else:
         network = model(**model_kwargs)
-    task = PropertyTask(network, scaler, data.target, data.unit, settings)
-
     config = {
         "train": settings,
         "model": {"name": name, "kwargs": model_kwargs},
@@ -231,17 +263,16 @@ def run(
         "normalization": scaler.summary(),
         "versions": {"torch": torch.__version__, "lightning": L.__version__},
     }
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if last.exists():
-        _check_resumable(run_dir / "config.json", config)
-        log.info("resuming %s from %s", run_dir, last)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = build_trainer(settings, run_dir)
-    if trainer.is_global_zero:
-        with atomic_path(run_dir / "config.json") as tmp:
-            tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if edg is not None:
+        from rhoflow.edg.distill import DistillationTask
 
-    trainer.fit(task, datamodule=data, ckpt_path=last if last.exists() else None, weights_only=True)
+        task = DistillationTask.from_teacher(
+            network, scaler, data.target, data.unit, settings, **edg
+        )
+        config["edg"] = edg
+    else:
+        task = PropertyTask(network, scaler, data.target, data.unit, settings)
+    trainer = fit(run_dir, task, data, settings, config)
     best = run_dir / "checkpoints" / "best.ckpt"
     trainer.test(task, datamodule=data, ckpt_path=best, verbose=False, weights_only=True)
     p = task.test_predictions  # every test molecule once (DDP padding repeats removed)
@@ -265,7 +296,7 @@ def run(
             data.unit,
             summary,
         )
-        merge_metrics(run_dir)
+        merge_metrics(run_dir)  # again, with the test row
     trainer.strategy.barrier()  # every rank returns once the run directory is complete
     return summary
 
@@ -301,13 +332,21 @@ def train_geometry(
     model: str | Callable[..., nn.Module],
     model_kwargs: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
+    edg: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """:func:`run` on geometry data: molecule ``tables``, a ``labels`` table and a ``split``
-    file, learning the labels column ``target``."""
+    file, learning the labels column ``target``. ``edg``: ``{"teacher": model.pt, "lambda": λ,
+    "features": teacher features group}`` distils the EDG teacher (:mod:`rhoflow.edg`)."""
     from rhoflow.config import section_settings
 
     settings = section_settings("train.trainer", settings)
-    data = GeometryDataModule(
+    module: Any = GeometryDataModule
+    if edg is not None:
+        from rhoflow.edg.distill import EDGDataModule
+
+        module = functools.partial(EDGDataModule, edg["features"])
+        edg = {k: v for k, v in edg.items() if k != "features"}
+    data = module(
         tables,
         labels,
         split,
@@ -316,4 +355,4 @@ def train_geometry(
         num_workers=settings["num_workers"],
         seed=settings["seed"],
     )
-    return run(run_dir, data, model, model_kwargs, settings)
+    return run(run_dir, data, model, model_kwargs, settings, edg)

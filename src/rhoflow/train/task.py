@@ -1,4 +1,5 @@
-"""Property regression: what training a model on one per-molecule target means.
+"""Tasks: what training means. :class:`EpochTask` holds what every task shares (optimiser,
+epoch-wise schedule); :class:`PropertyTask` is property regression.
 
 :class:`PropertyTask` wraps a plain model (``model(z, pos, batch) -> [B]``, built elsewhere) and
 holds the loss, metrics, optimiser and schedule, as torchmd-net's ``LNNP``. The model learns the
@@ -24,7 +25,60 @@ from torchmetrics import MeanAbsoluteError, MeanMetric
 from rhoflow.train.normalize import TargetScaler
 
 
-class PropertyTask(L.LightningModule):
+class EpochTask(L.LightningModule):
+    """What every rhoflow task shares: AdamW over the trainable parameters (a frozen module
+    is not optimised) and the learning-rate schedule of the ``train`` settings, stepped once
+    per epoch after validation on the task's monitored value.
+
+    Args:
+        settings: the trainer settings (lr, weight_decay, scheduler, lr_factor, lr_patience,
+            lr_min, max_epochs are used here).
+    """
+
+    monitor = "val_mae"
+    """The logged value that selects the best checkpoint and drives ``plateau``."""
+
+    def __init__(self, settings: dict) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def _step_scheduler(self, monitored: Tensor) -> None:
+        # Stepped here, before the checkpoint of this epoch is written (Lightning would step it
+        # after), so a run resumed from that checkpoint continues the schedule exactly.
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(monitored)
+        elif scheduler is not None:
+            scheduler.step()
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        """Lightning's own stepping is off: the task steps in ``on_validation_epoch_end``."""
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        s = self.settings
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=s["lr"], weight_decay=s["weight_decay"])
+        if s["scheduler"] == "none":
+            return {"optimizer": optimizer}
+        if s["scheduler"] == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer,
+                mode="min",
+                factor=s["lr_factor"],
+                patience=s["lr_patience"],
+                min_lr=s["lr_min"],
+            )
+        else:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=s["max_epochs"], eta_min=s["lr_min"]
+            )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.monitor},
+        }
+
+
+class PropertyTask(EpochTask):
     """L1 regression of one per-molecule property.
 
     Args:
@@ -39,9 +93,9 @@ class PropertyTask(L.LightningModule):
     def __init__(
         self, model: nn.Module, scaler: TargetScaler, target: str, unit: str, settings: dict
     ) -> None:
-        super().__init__()
+        super().__init__(settings)
         self.save_hyperparameters({"target": target, "unit": unit, "settings": settings})
-        self.model, self.scaler, self.settings = model, scaler, settings
+        self.model, self.scaler = model, scaler
         self.train_loss = MeanMetric()
         self.val_mae = MeanAbsoluteError().set_dtype(torch.float64)
         self.test_mae = MeanAbsoluteError().set_dtype(torch.float64)
@@ -72,18 +126,6 @@ class PropertyTask(L.LightningModule):
         self.log("lr", self.optimizers().param_groups[0]["lr"], sync_dist=True)
         self._step_scheduler(val_mae)
 
-    def _step_scheduler(self, val_mae: Tensor) -> None:
-        # Stepped here, before the checkpoint of this epoch is written (Lightning would step it
-        # after), so a run resumed from that checkpoint continues the schedule exactly.
-        scheduler = self.lr_schedulers()
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step(val_mae)
-        elif scheduler is not None:
-            scheduler.step()
-
-    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
-        """Lightning's own stepping is off: :meth:`on_validation_epoch_end` steps."""
-
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         prediction = self(batch["z"], batch["pos"], batch["batch"])
         self.test_mae.update(prediction, batch["y"])
@@ -106,25 +148,3 @@ class PropertyTask(L.LightningModule):
             "prediction": prediction.cpu().numpy()[first],
         }
         self.test_outputs = []
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        s = self.settings
-        optimizer = torch.optim.AdamW(self.parameters(), lr=s["lr"], weight_decay=s["weight_decay"])
-        if s["scheduler"] == "none":
-            return {"optimizer": optimizer}
-        if s["scheduler"] == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer,
-                mode="min",
-                factor=s["lr_factor"],
-                patience=s["lr_patience"],
-                min_lr=s["lr_min"],
-            )
-        else:
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=s["max_epochs"], eta_min=s["lr_min"]
-            )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val_mae"},
-        }
