@@ -117,8 +117,6 @@ def test_imageed_and_teacher_runs_and_model_files(data, pretrained):
 
 def test_features_are_identical_when_recomputed(data, pretrained, tmp_path):
     root = data["root"]
-    split = pd.read_parquet(data["split"]).set_index("id")["split"]
-    sizes = split.drop(data["ids"][-1]).value_counts().to_dict()  # the last has no images
     for name in ("imageed", "teacher"):
         first = read_features(root / f"{name}.zarr")[1]
         model = root / name / "model.pt"

@@ -197,12 +197,12 @@ def test_build_shard_ledgers_no_surface_and_exports(tiny_store: Path, tmp_path: 
 def test_structure_shard_needs_only_coordinates(tiny_store: Path, tmp_path: Path) -> None:
     """Structure views from a molecule table (no density): the same images as the density
     store's path gives for the same atoms; a molecule without coordinates is a ledger row."""
+    from rdkit import Chem
+
     from rhoflow.molecule import from_rdkit, write_molecules
     from rhoflow.render import build_structure_shard
     from rhoflow.store.reader import open_store
     from rhoflow.units import ANGSTROM_PER_BOHR
-
-    from rdkit import Chem
 
     store = open_store(tiny_store)
     numbers, coords_bohr = store.atoms(store.ids.index("t:h2co"))
