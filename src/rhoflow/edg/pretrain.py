@@ -185,10 +185,6 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 # --- training runs -------------------------------------------------------------------------
 
 
-def _versions() -> dict[str, str]:
-    return {"torch": torch.__version__, "lightning": L.__version__}
-
-
 def _fit_and_test(
     run_dir: Path, task: EpochTask, data: ImageDataModule, trainer_settings: dict, config: dict
 ) -> dict[str, Any]:
@@ -212,6 +208,39 @@ def _fit_and_test(
     }
 
 
+def _pretrain(
+    run_dir: str | Path,
+    name: str,
+    section: str,
+    settings: dict[str, Any] | None,
+    data_args: tuple,
+    build: Callable[[dict[str, Any], ImageDataModule], tuple[dict[str, Any], EpochTask]],
+) -> dict[str, Any]:
+    """One pre-training run: settings of ``section`` filled, the images of ``data_args``
+    (:class:`ImageDataModule` arguments up to ``features``), ``build(settings, data)`` →
+    (model kwargs, task), fit and test, and ``run_dir/model.pt`` (model ``name``)."""
+    from rhoflow.config import section_settings
+
+    s = section_settings(section, settings)
+    t = s["trainer"]
+    run_dir = Path(run_dir)
+    L.seed_everything(t["seed"], workers=True)
+    data = ImageDataModule(*data_args, t["batch_size"], t["num_workers"], t["seed"])
+    data.setup("fit")
+    kwargs, task = build(s, data)
+    config = {
+        "settings": s,
+        "model": {"name": name, "kwargs": kwargs},
+        "train": t,
+        "data": data.describe(),
+        "versions": {"torch": torch.__version__, "lightning": L.__version__},
+    }
+    summary = _fit_and_test(run_dir, task, data, t, config)
+    save_model(run_dir / "model.pt", name, kwargs, task.model, summary)
+    log.info("%s: %s", name, summary)
+    return summary
+
+
 def train_imageed(
     run_dir: str | Path,
     groups: Sequence[str | Path],
@@ -227,37 +256,20 @@ def train_imageed(
         split: the pre-training source's split file.
         settings: the ``edg.imageed`` config section.
     """
-    from rhoflow.config import section_settings
     from rhoflow.models.imageed import SIZES, ImageED
 
-    s = section_settings("edg.imageed", settings)
-    t = s["trainer"]
-    run_dir = Path(run_dir)
-    L.seed_everything(t["seed"], workers=True)
-    data = ImageDataModule(
-        groups, "density_images", split, None, t["batch_size"], t["num_workers"], t["seed"]
-    )
-    data.setup("fit")
-    img_size = int(data.datasets["train"][0]["images"].shape[-1])
-    kwargs = {
-        **SIZES[s["size"]],
-        "img_size": img_size,
-        "mask_ratio": s["mask_ratio"],
-        "lambda_mp": s["lambda_mp"],
-        "lambda_rp": s["lambda_rp"],
-    }
-    task = ImageEDTask(ImageED(**kwargs), t)
-    config = {
-        "settings": s,
-        "model": {"name": "imageed", "kwargs": kwargs},
-        "train": t,
-        "data": data.describe(),
-        "versions": _versions(),
-    }
-    summary = _fit_and_test(run_dir, task, data, t, config)
-    save_model(run_dir / "model.pt", "imageed", kwargs, task.model, summary)
-    log.info("ImageED: %s", summary)
-    return summary
+    def build(s: dict[str, Any], data: ImageDataModule) -> tuple[dict[str, Any], EpochTask]:
+        kwargs = {
+            **SIZES[s["size"]],
+            "img_size": int(data.datasets["train"][0]["images"].shape[-1]),
+            "mask_ratio": s["mask_ratio"],
+            "lambda_mp": s["lambda_mp"],
+            "lambda_rp": s["lambda_rp"],
+        }
+        return kwargs, ImageEDTask(ImageED(**kwargs), s["trainer"])
+
+    data_args = (groups, "density_images", split, None)
+    return _pretrain(run_dir, "imageed", "edg.imageed", settings, data_args, build)
 
 
 def train_teacher(
@@ -278,31 +290,16 @@ def train_teacher(
         features: ImageED's features group (``imageed_features``).
         settings: the ``edg.teacher`` config section.
     """
-    from rhoflow.config import section_settings
     from rhoflow.models.ed_teacher import EDTeacher
 
-    s = section_settings("edg.teacher", settings)
-    t = s["trainer"]
-    run_dir = Path(run_dir)
-    L.seed_everything(t["seed"], workers=True)
-    data = ImageDataModule(
-        groups, "structure_images", split, features, t["batch_size"], t["num_workers"], t["seed"]
-    )
-    data.setup("fit")
-    train = data.datasets["train"].features
-    kwargs = {"feature_dim": int(train.shape[1])}
-    task = TeacherTask(EDTeacher(**kwargs), t, torch.from_numpy(train.mean(axis=0)))
-    config = {
-        "settings": s,
-        "model": {"name": "ed_teacher", "kwargs": kwargs},
-        "train": t,
-        "data": data.describe(),
-        "versions": _versions(),
-    }
-    summary = _fit_and_test(run_dir, task, data, t, config)
-    save_model(run_dir / "model.pt", "ed_teacher", kwargs, task.model, summary)
-    log.info("teacher: %s", summary)
-    return summary
+    def build(s: dict[str, Any], data: ImageDataModule) -> tuple[dict[str, Any], EpochTask]:
+        train = data.datasets["train"].features  # train: [M, F]
+        kwargs = {"feature_dim": int(train.shape[1])}
+        mean = torch.from_numpy(train.mean(axis=0))
+        return kwargs, TeacherTask(EDTeacher(**kwargs), s["trainer"], mean)
+
+    data_args = (groups, "structure_images", split, features)
+    return _pretrain(run_dir, "ed_teacher", "edg.teacher", settings, data_args, build)
 
 
 # --- features ------------------------------------------------------------------------------
