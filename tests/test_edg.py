@@ -217,6 +217,7 @@ def test_student_runs_resume_checks_and_predicts_like_a_plain_run(data, pretrain
     with pytest.raises(ValueError, match="edg"):
         train_geometry(*args, edg={**edg, "lambda": 0.25})
     model = TrainedModel.load(run)  # the student's inference path is the plain model's
+    assert model.name == "edg-schnet"
     predictions = pd.read_parquet(run / "test_predictions.parquet")
     from rhoflow.train.data import read_geometries
 

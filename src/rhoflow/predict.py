@@ -80,7 +80,7 @@ class TrainedModel:
     Attributes:
         task: the :class:`rhoflow.train.PropertyTask` (model + fitted :class:`TargetScaler`)
             with the checkpoint's weights, in eval mode on the CPU.
-        name: model name (:data:`rhoflow.models.MODELS`).
+        name: model name (:data:`rhoflow.models.MODELS`; ``edg-<name>`` for an EDG student).
         target: labels column the model learnt.
         unit: the label's unit.
         checkpoint: the checkpoint file the weights come from.
@@ -136,6 +136,8 @@ class TrainedModel:
         except (RuntimeError, TypeError, ValueError) as exc:
             raise PredictError(f"{ckpt}: weights do not fit {config_path} ({exc})") from exc
         task.eval()
+        if "edg" in config:  # an EDG student: the same network, named as in the tables
+            name = f"edg-{name}"
         return cls(task, name, target, unit, ckpt, batch_size)
 
     def predict(self, molecules: Sequence[Molecule]) -> list[float | Failure]:
