@@ -412,9 +412,14 @@ def write_lambda_table(
             if (0.0, plain) in df.index:
                 ax.axhline(df.loc[(0.0, plain), (h, "mean")], color=color, linestyle="--",
                            linewidth=0.8, label=f"{plain} (w/o EDG)")
+        models = df.loc[[i for i in df.index if i[1] != BASELINE], (h, "mean")]
         if (0.0, BASELINE) in df.index:
-            ax.axhline(df.loc[(0.0, BASELINE), (h, "mean")], color="0.5", linestyle=":",
-                       linewidth=0.8, label=BASELINE)
+            baseline = df.loc[(0.0, BASELINE), (h, "mean")]
+            label = f"{BASELINE} ({baseline:.{_digits(baseline)}f})"
+            if baseline <= 2.0 * models.max():  # else it would flatten the models: legend only
+                ax.axhline(baseline, color="0.5", linestyle=":", linewidth=0.8, label=label)
+            else:
+                ax.plot([], [], color="0.5", linestyle=":", linewidth=0.8, label=label)
         ax.set_xscale("log")
         ax.set_xlabel("λ")
         ax.set_ylabel(f"test MAE, {h}")
