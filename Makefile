@@ -61,6 +61,7 @@ test: env
 
 lint: env
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports --no-cache
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --lint
 
 clean:

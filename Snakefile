@@ -15,7 +15,7 @@ from rhoflow.config import load_schema, validate  # noqa: E402
 configfile: "config.yaml"
 
 
-validate(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+validate(config, load_schema())
 
 
 report: "workflow/report/workflow.rst"
@@ -26,7 +26,7 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     shard=SHARD_PATTERN,
-    dataset=r"[A-Za-z][A-Za-z0-9_]*",
+    source=r"[A-Za-z][A-Za-z0-9_]*",
     model=r"[a-z0-9+]+",
     target=r"[a-z][a-z0-9_]*",
     seed=r"\d+",

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from rhoflow.config import section_settings
 from rhoflow.density import psi4_engine, pyscf_engine, xtb_engine
 from rhoflow.density.common import HARTREE_EV
 from rhoflow.molecule import Molecule, from_rdkit
@@ -71,6 +72,11 @@ SMALL: dict[str, tuple[list[int], list[list[float]]]] = {
 
 # --- molecules ----------------------------------------------------------------------------
 
+
+
+def filled(engine: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` completed as ``rhoflow density`` completes the ``density.<engine>`` section."""
+    return section_settings(f"density.{engine}", given)
 
 def small_molecule(name: str) -> Molecule:
     numbers, coords = SMALL[name]
@@ -151,11 +157,12 @@ def cmd_gap(args: argparse.Namespace) -> dict[str, Any]:
     molecules = pcqm_molecules(args.n)
     common = {"method": "b3lyp", "basis": "6-31g*", "multiplicity": args.multiplicity}
     engines = {
-        "psi4": (gap_psi4, psi4_engine.validate({**common, "scf_type": "df"})),
+        "psi4": (gap_psi4, filled("psi4", {**common, "scf_type": "df"})),
         "pyscf": (
             gap_pyscf,
-            pyscf_engine.validate(
-                {**common, "density_fitting": not args.exact, "auxbasis": args.auxbasis}
+            filled(
+                "pyscf",
+                {**common, "density_fitting": not args.exact, "auxbasis": args.auxbasis},
             ),
         ),
     }
@@ -213,7 +220,7 @@ def cmd_variants(args: argparse.Namespace) -> dict[str, Any]:
     for mol in molecules:
         label = float(mol.labels[LABEL])
         for xc, cartesian in combos:
-            settings = pyscf_engine.validate({
+            settings = filled("pyscf", {
                 "method": xc, "basis": "6-31g*", "cartesian": cartesian,
                 "multiplicity": args.multiplicity, "density_fitting": not args.exact,
                 "auxbasis": args.auxbasis})
@@ -257,11 +264,9 @@ def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
 def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
     grid = {"spacing_bohr": args.spacing, "overage_bohr": args.overage}
     common = {"method": "b3lyp", "basis": args.basis, **grid}
-    p4_settings = psi4_engine.validate({**common, "scf_type": "pk"})
-    ps_settings = pyscf_engine.validate(
-        {**common, "esp": "exact", "xc_grid_level": args.xc_grid_level}
-    )
-    xtb_settings = xtb_engine.validate(grid)
+    p4_settings = filled("psi4", {**common, "scf_type": "pk"})
+    ps_settings = filled("pyscf", {**common, "esp": "exact", "xc_grid_level": args.xc_grid_level})
+    xtb_settings = filled("xtb", grid)
     rows, xrows, raw = [], [], []
     for name in SMALL:
         mol = small_molecule(name)
@@ -355,16 +360,16 @@ def cmd_convergence(args: argparse.Namespace) -> dict[str, Any]:
         ps, tp = _timed(
             pyscf_engine.run,
             mol,
-            pyscf_engine.validate({"method": "b3lyp", "basis": args.basis, "esp": "none", **grid}),
+            filled("pyscf", {"method": "b3lyp", "basis": args.basis, "esp": "none", **grid}),
             args.threads,
         )
         p4, t4 = _timed(
             psi4_engine.run,
             mol,
-            psi4_engine.validate({"method": "b3lyp", "basis": args.basis, "esp": False, **grid}),
+            filled("psi4", {"method": "b3lyp", "basis": args.basis, "esp": False, **grid}),
             args.threads,
         )
-        xt, tx = _timed(xtb_engine.run, mol, xtb_engine.validate(grid), args.threads)
+        xt, tx = _timed(xtb_engine.run, mol, filled("xtb", grid), args.threads)
         entry = {
             "spacing_bohr": spacing,
             "shape": list(ps.density.shape),

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from rhoflow.config import section_settings
 from rhoflow.io import write_parquet
 from rhoflow.labels import read_labels
 from rhoflow.splits import METADATA_KEY, read_splits
@@ -79,7 +80,7 @@ def main() -> None:
                 args.target,
                 args.model,
                 train.get("models", {}).get(args.model, {}),
-                train.get("trainer", {}),
+                section_settings("train.trainer", train.get("trainer", {})),
             )
         else:
             kept = split

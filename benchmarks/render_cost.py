@@ -1,7 +1,7 @@
 """Rendering cost per molecule, against the cost of the density calculation itself.
 
 For every molecule of the given density stores (default: ``results/density/psi4/*.zarr``)
-renders, at the settings of :data:`rhoflow.render.pymol_scene.DEFAULTS` (224×224):
+renders, at the default ``render`` settings of the config schema (224×224):
 
 * the six density/ESP views (PyMOL ray tracing plus the ray-marched z-buffer; the z-buffer
   share is reported separately),
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import rhoflow.render.pymol_scene as scene
+from rhoflow.config import section_settings
 from rhoflow.store.reader import open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,11 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stores", nargs="*", help="density stores (default: psi4 results)")
-    parser.add_argument("--size", type=int, default=int(scene.DEFAULTS["size"]))
+    parser.add_argument("--size", type=int, default=section_settings("render")["size"])
     parser.add_argument("--repeat", type=int, default=1, help="renders per molecule (best of)")
     args = parser.parse_args()
     paths = args.stores or sorted(glob.glob(str(REPO / "results/density/psi4/*.zarr")))
-    settings: dict[str, Any] = {"size": args.size}
+    settings = section_settings("render", {"size": args.size})
 
     depth_time = [0.0]
     march = scene.march_depth

@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from rhoflow import pointclouds, render, voxels
+from rhoflow.config import section_settings
 from rhoflow.store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +80,8 @@ def main() -> None:
             points += int(store.shape.prod(axis=1).sum())
             for name, build in builders.items():
                 start = time.perf_counter()
-                failed[name] += len(build(store_path, Path(tmp) / f"{name}-{store_path.name}"))
+                out = Path(tmp) / f"{name}-{store_path.name}"
+                failed[name] += len(build(store_path, out, section_settings(name)))
                 seconds[name] += time.perf_counter() - start
     print(f"{n} molecules, {points / n:,.0f} density grid points each on average; psi4 "
           f"{psi4_s / n:.1f} s per molecule (provenance wall_s, one thread)")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from rhoflow import pointclouds, render, voxels
+from rhoflow.config import section_settings
 from rhoflow.store import disk_usage, find_cube_pairs, import_cubes
 from rhoflow.zarrgroup import MoleculeGroupWriter, open_representation
 
@@ -62,9 +63,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     args = parser.parse_args()
     builders = {
-        "voxels": (voxels.build_shard, {}),
-        "pointclouds": (pointclouds.build_shard, {"n_points": 1024}),
-        "render": (render.build_shard, {"size": args.image_size}),
+        "voxels": (voxels.build_shard, section_settings("voxels")),
+        "pointclouds": (
+            pointclouds.build_shard, section_settings("pointclouds", {"n_points": 1024})
+        ),
+        "render": (render.build_shard, section_settings("render", {"size": args.image_size})),
     }
     with tempfile.TemporaryDirectory() as tmp:
         stores = list(args.stores)

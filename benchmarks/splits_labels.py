@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from rhoflow.config import section_settings
 from rhoflow.labels import build_labels, read_labels
 from rhoflow.shards import build_shards
 from rhoflow.sources import DEFAULT_SETTINGS
@@ -33,7 +34,8 @@ def report_method(tables: list[Path], workdir: Path, method: str, seed: int) -> 
     paths = [workdir / f"{method}-{name}.parquet" for name in ("a", "b", "other")]
     start = time.perf_counter()
     for path, s in zip(paths, (seed, seed, seed + 1), strict=True):
-        build_splits(tables, path, "pcqm4mv2", "pcqm4mv2_cxsmiles", {**settings, "seed": s})
+        completed = section_settings("splits", {**settings, "seed": s})
+        build_splits(tables, path, "pcqm4mv2", "pcqm4mv2_cxsmiles", completed)
     wall = (time.perf_counter() - start) / 3
     frame, other = read_splits(paths[0]), read_splits(paths[2])
     groups = {name: set(ids) for name, ids in frame.groupby("split").groups.items()}

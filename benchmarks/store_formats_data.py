@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rhoflow.config import section_settings
 from rhoflow.cube import write_cube
 from rhoflow.density import iter_shard
 from rhoflow.ledger import LedgerRow
@@ -51,7 +52,8 @@ def run(engine: str, molecules: list, settings: dict, outdir: Path, workers: int
     outdir.mkdir(parents=True, exist_ok=True)
     todo = [m for m in molecules if not any(outdir.glob(f"{stem(m.id)}*"))]
     start = time.perf_counter()
-    for item in iter_shard(engine, todo, settings, workers, 1):
+    completed = section_settings(f"density.{engine}", settings)
+    for item in iter_shard(engine, todo, completed, workers, 1):
         if isinstance(item, LedgerRow):
             print(f"{item.id}: {item.reason}: {item.message}")
             continue

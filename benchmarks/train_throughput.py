@@ -30,7 +30,7 @@ import torch
 from rhoflow.config import section_settings
 from rhoflow.models import build_model
 from rhoflow.train import GeometryDataModule, PropertyTask, build_trainer
-from rhoflow.train.run import fit_scaler
+from rhoflow.train.property import fit_scaler
 
 
 class FitTimer(L.Callback):

@@ -36,10 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rhoflow.config import section_settings
 from rhoflow.voxels import ANGSTROM_PER_BOHR, ELEMENTS, AtomGridder, atom_channels, element_channel
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO.parent / "shared/data/pcqm4mv2/pcqm4mv2_first1000.csv"
+VOXELS = {k: v for k, v in section_settings("voxels").items() if k != "engine"}
+"""The default voxel settings, completed as ``rhoflow voxels`` completes them."""
 
 MOLGRID_SCRIPT = r"""
 import json, sys, time
@@ -98,7 +101,7 @@ def time_rhoflow(
     molecules: list[tuple[np.ndarray, np.ndarray]], batch: int
 ) -> tuple[float, np.ndarray]:
     """Seconds for one pass over ``molecules`` and the per-channel sums of all grids."""
-    gridder = AtomGridder(batch_size=batch)
+    gridder = AtomGridder(VOXELS, batch_size=batch)
     sums = np.zeros(len(ELEMENTS))
     for i in range(0, len(molecules), batch):  # warm-up: touch the buffer, check sums
         sums += gridder(molecules[i : i + batch]).sum(axis=(0, 2, 3, 4))
@@ -113,7 +116,7 @@ def time_rhoflow_new(molecules: list[tuple[np.ndarray, np.ndarray]]) -> float:
     bohr = [(z, x / ANGSTROM_PER_BOHR) for z, x in molecules]
     start = time.perf_counter()
     for numbers, coords in bohr:
-        atom_channels(numbers, coords)
+        atom_channels(numbers, coords, VOXELS)
     return time.perf_counter() - start
 
 

@@ -79,6 +79,7 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     import numpy as np
 
+    from rhoflow.config import section_settings
     from rhoflow.density import iter_shard
     from rhoflow.molecule import Molecule
     from rhoflow.result import Grid
@@ -90,7 +91,8 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     water = mol("t:h2o", [8, 1, 1], [[0, 0, 0.1173], [0, 0.7572, -0.4692], [0, -0.7572, -0.4692]])
     h2co = mol("t:h2co", [6, 8, 1, 1], [[0, 0, -0.53], [0, 0, 0.67], [0, 0.94, -1.11],
                                          [0, -0.94, -1.11]])
-    settings = {"method": "hf", "basis": "sto-3g", "spacing_bohr": 0.4, "overage_bohr": 3.0}
+    given = {"method": "hf", "basis": "sto-3g", "spacing_bohr": 0.4, "overage_bohr": 3.0}
+    settings = section_settings("density.pyscf", given)
     results = list(iter_shard("pyscf", [water, h2co], settings, workers=1, threads=1))
     assert all(hasattr(r, "density") for r in results), results
     empty = dataclasses.replace(

@@ -21,7 +21,7 @@ from rhoflow.config import (
     validate,
 )
 
-SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+SCHEMA = load_schema()
 
 
 def demo_config() -> dict:
@@ -53,9 +53,8 @@ def test_embedded_default_is_valid_and_defaults_are_filled():
         (lambda c: c["density"]["xtb"].update(spacing_bohr="fine"), "density.xtb.spacing_bohr"),
         (lambda c: c["density"]["psi4"].update(maxiter=100.0), "density.psi4.maxiter"),
         (lambda c: c["density"].update(workers=3), "density.workers"),
-        (lambda c: c["render"]["settings"].update(sise=64), "render.settings.sise"),
-        (lambda c: c["render"]["settings"].update(ramp_colors=["red", "blue"]),
-         "render.settings.ramp_colors"),
+        (lambda c: c["render"].update(sise=64), "render.sise"),
+        (lambda c: c["render"].update(ramp_colors=["red", "blue"]), "render.ramp_colors"),
         (lambda c: c["voxels"].update(density_units="e/nm^3"), "voxels.density_units"),
         (lambda c: c["density"].update(engines=["orca"]), "density.engines[0]"),
         (lambda c: c["edg"].update(pretrain="nowhere"), "edg.pretrain"),
@@ -63,6 +62,11 @@ def test_embedded_default_is_valid_and_defaults_are_filled():
         (lambda c: c["edg"]["imageed"].update(size="huge"), "edg.imageed.size"),
         (lambda c: c["edg"]["teacher"]["trainer"].update(lr=0), "edg.teacher.trainer.lr"),
         (lambda c: c["edg"].update(lambda_sweep=[0.0]), "edg.lambda_sweep[0]"),
+        (lambda c: c["train"].update(targets=["gap_hartree", "u0_hartree"]), "train.targets[1]"),
+        (lambda c: c["train"].update(labels="source"), "train.targets[0]"),  # smiles: no labels
+        (lambda c: c["train"].update(sources=["demo", "nowhere"]), "train.sources[1]"),
+        (lambda c: c["density"].update(engines=["psi4"]) or c["train"].update(labels="xtb"),
+         "train.labels"),
     ],
 )
 def test_bad_config_names_the_key(mutate, key):
@@ -72,15 +76,56 @@ def test_bad_config_names_the_key(mutate, key):
         validate(config, SCHEMA, workdir=REPO)
 
 
-def test_snakemake_rejects_bad_config_before_any_job(tmp_path):
-    bad = demo_config()
-    bad["conformers"]["k_lowest"] = 0
-    bad["sources"][0]["path"] = str(REPO / bad["sources"][0]["path"])
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+@pytest.mark.parametrize(
+    ("section", "bad", "key"),
+    [("conformers", {"k_lowest": 0}, "conformers.k_lowest"),
+     ("train", {"targets": ["gap_hartree", "no_such_hartree"]}, "train.targets[1]")],
+)  # fmt: skip
+def test_snakemake_rejects_bad_config_before_any_job(tmp_path, section, bad, key):
+    config = demo_config()
+    config[section].update(bad)
+    config["sources"][0]["path"] = str(REPO / config["sources"][0]["path"])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = run_snakemake(tmp_path, "--cores", "1", check=False)
     assert proc.returncode != 0
-    assert "conformers.k_lowest" in proc.stdout + proc.stderr
+    assert key in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def pretrain_and_qm9(**train) -> dict:
+    """PCQM4Mv2 (gap in eV only) beside QM9, training on QM9's gap and U0."""
+    fixtures = REPO / "tests/fixtures"
+    return {
+        "sources": [
+            {"name": "pcqm", "format": "pcqm4mv2_cxsmiles",
+             "path": str(fixtures / "pcqm4mv2/cxsmiles.csv")},
+            {"name": "qm9", "format": "qm9_csv", "path": str(fixtures / "qm9/gdb9.csv")},
+        ],
+        "train": {"targets": ["source_gap_hartree", "source_u0_hartree"], **train},
+    }  # fmt: skip
+
+
+def test_train_sources_default_to_the_sources_with_every_target():
+    config = pretrain_and_qm9()
+    validate(config, SCHEMA)
+    assert config["train"]["sources"] == ["qm9"]
+    config = pretrain_and_qm9(targets=[])
+    validate(config, SCHEMA)
+    assert config["train"]["sources"] == ["pcqm", "qm9"]
+    config = pretrain_and_qm9(labels="pyscf", targets=["gap_hartree"])
+    config["density"] = {"engines": ["pyscf"]}
+    validate(config, SCHEMA)  # an engine's labels are every source's
+    assert config["train"]["sources"] == ["pcqm", "qm9"]
+
+
+def test_a_train_source_lacking_a_target_is_named():
+    with pytest.raises(ConfigError) as info:
+        validate(pretrain_and_qm9(sources=["qm9", "pcqm"]), SCHEMA)
+    message = str(info.value)
+    assert "'train.sources[1]'" in message and "source_u0_hartree" in message
+    with pytest.raises(ConfigError, match=re.escape("'train.targets'")):
+        validate(pretrain_and_qm9(targets=["source_u0_hartree", "source_homo_lumo_gap_ev"]),
+                 SCHEMA)  # fmt: skip
 
 
 def test_an_objects_own_defaults_hold_for_keys_not_given():
@@ -130,14 +175,43 @@ def schema_defaults(path: str) -> dict:
     return {key: prop["default"] for key, prop in properties.items()}
 
 
-@pytest.mark.parametrize("engine", ["psi4", "pyscf", "xtb"])
-def test_engine_defaults_are_filled_through_the_shared_definitions(engine):
-    from rhoflow.density import validate_settings
+def settings_the_cli_hands_on(monkeypatch, module, name: str, argv: list[str]) -> dict:
+    """The settings a ``rhoflow`` command passes to the library function ``module.name``."""
+    from rhoflow import cli
 
+    seen = {}
+
+    def record(*args, **kwargs):
+        seen.update(next(a for a in args if isinstance(a, dict)))
+        return []
+
+    monkeypatch.setattr(module, name, record)
+    assert cli.main(argv) == 0
+    return seen
+
+
+def density_settings(monkeypatch, engine: str, given: dict) -> dict:
+    from rhoflow.density import shard
+
+    argv = ["density", "--engine", engine, "--settings", json.dumps(given), "in.parquet",
+            "out.zarr", "out.tsv"]  # fmt: skip
+    return settings_the_cli_hands_on(monkeypatch, shard, "build_density_shard", argv)
+
+
+def representation_settings(monkeypatch, section: str, given: dict) -> dict:
+    import importlib
+
+    argv = [section, "--settings", json.dumps(given), "in.zarr", "out.zarr"]
+    module = importlib.import_module(f"rhoflow.{section}")
+    return settings_the_cli_hands_on(monkeypatch, module, "build_shard", argv)
+
+
+@pytest.mark.parametrize("engine", ["psi4", "pyscf", "xtb"])
+def test_engine_defaults_are_filled_through_the_shared_definitions(engine, monkeypatch):
     filled = section_settings(f"density.{engine}", {})
     assert filled == schema_defaults(f"density.{engine}")
     assert filled["spacing_bohr"] == 0.4 and filled["timeout_s"] == 3600.0  # from $defs
-    assert validate_settings(engine, {}) == filled
+    assert density_settings(monkeypatch, engine, {}) == filled
 
 
 def test_defaults_are_filled_through_ref_and_all_of():
@@ -164,37 +238,28 @@ def test_defaults_are_filled_through_ref_and_all_of():
     assert given == {"b": 5}  # not modified
 
 
-def test_library_defaults_are_the_schema_defaults():
-    from rhoflow import pointclouds, voxels
-    from rhoflow.render import DEFAULTS, resolve_settings
-
-    def without_engine(settings: dict) -> dict:
-        return {k: v for k, v in settings.items() if k != "engine"}
-
-    assert voxels.settings_with_defaults() == without_engine(schema_defaults("voxels"))
-    assert pointclouds.settings_with_defaults() == without_engine(schema_defaults("pointclouds"))
-    assert resolve_settings() == DEFAULTS == schema_defaults("render.settings")
+@pytest.mark.parametrize("section", ["voxels", "pointclouds"])
+def test_representations_get_the_schema_defaults_less_the_engine(section, monkeypatch):
+    defaults = {k: v for k, v in schema_defaults(section).items() if k != "engine"}
+    assert representation_settings(monkeypatch, section, {}) == defaults
 
 
-def test_a_partial_section_gets_the_defaults_the_workflow_fills():
-    """What a rule receives (the config section filled on load) equals what the library fills
-    from the same partial section when called by hand."""
-    from rhoflow import pointclouds, voxels
-    from rhoflow.density import validate_settings
-    from rhoflow.render import resolve_settings
-
+def test_a_partial_section_gets_the_defaults_the_workflow_fills(monkeypatch):
+    """What a rule receives (the config section filled on load) equals what the command hands
+    the library from the same partial section given by hand."""
     config = demo_config()
     config["voxels"] = {"engine": "psi4", "resolution_angstrom": 1.0}
     config["pointclouds"] = {"engine": "psi4", "n_points": 16}
     given = copy.deepcopy(config)
     validate(config, SCHEMA, workdir=REPO)
     for engine in ("psi4", "pyscf", "xtb"):
-        assert validate_settings(engine, given["density"][engine]) == config["density"][engine]
-    for section, module in (("voxels", voxels), ("pointclouds", pointclouds)):
+        filled = density_settings(monkeypatch, engine, given["density"][engine])
+        assert filled == config["density"][engine]
+    for section in ("voxels", "pointclouds"):
         partial = {k: v for k, v in given[section].items() if k != "engine"}
         filled = {k: v for k, v in config[section].items() if k != "engine"}
-        assert module.settings_with_defaults(partial) == filled
-    assert resolve_settings(given["render"]["settings"]) == config["render"]["settings"]
+        assert representation_settings(monkeypatch, section, partial) == filled
+    assert section_settings("render", given["render"]) == config["render"]
 
 
 def test_cli_fills_a_partial_section(monkeypatch, tmp_path):
@@ -221,7 +286,8 @@ def test_config_command_prints_the_filled_config(tmp_path, capsys):
     assert cli.main(["config", str(tmp_path / "config.yaml")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["density"]["pyscf"] == section_settings("density.pyscf")
-    assert printed["render"]["settings"]["size"] == 224
+    assert printed["render"]["size"] == 224
+    assert printed["train"]["sources"] == ["demo"]
 
 
 def test_validation_imports_no_heavy_module():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
+from rhoflow.config import ConfigError, section_settings
 from rhoflow.conformers import generate_shard, mindo3, resolve_reoptimize, xtb
 from rhoflow.conformers.etkdg import search_conformers
 from rhoflow.molecule import Molecule, from_rdkit
@@ -161,8 +162,8 @@ def test_reoptimize_auto_keeps_source_geometries_and_reoptimises_etkdg_ones():
     assert out[0].provenance["reoptimize"] == "none" and "wall_s" not in out[0].provenance
     out, rows = generate_shard(molecules("O"), settings(reoptimize="auto", k_lowest=1))
     assert not rows and out[0].provenance["reoptimizer"] == "mindo3"
-    with pytest.raises(ValueError, match="conformers.reoptimize"):
-        generate_shard([water], settings(reoptimize="mopac"))
+    with pytest.raises(ConfigError, match="'conformers.reoptimize'"):  # by the command
+        section_settings("conformers", settings(reoptimize="mopac"))
 
 
 def unassignable() -> list[Molecule]:

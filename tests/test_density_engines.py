@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,11 +14,13 @@ import numpy as np
 import pytest
 
 from rhoflow import density
+from rhoflow.cli import main
+from rhoflow.config import section_schema, section_settings
 from rhoflow.cube import read_cube, write_cube
 from rhoflow.density import ENGINES, iter_shard, psi4_engine, pyscf_engine, xtb_engine
 from rhoflow.density.grid import box_grid, cubeprop_grid
 from rhoflow.ledger import LedgerRow
-from rhoflow.molecule import Molecule
+from rhoflow.molecule import Molecule, write_molecules
 from rhoflow.result import DensityResult
 
 needs_psi4 = pytest.mark.skipif(shutil.which("psi4") is None, reason="psi4 not installed")
@@ -40,7 +43,9 @@ METHYL = _mol("t:ch3", [6, 1, 1, 1], [[0, 0, 0], [1.08, 0, 0], [-0.54, 0.935, 0]
                                        [-0.54, -0.935, 0]], multiplicity=2)
 
 
-def _run(engine: str, molecules, settings) -> list[DensityResult | LedgerRow]:
+def _run(engine: str, molecules, given) -> list[DensityResult | LedgerRow]:
+    """``iter_shard`` with ``given`` completed as ``rhoflow density`` completes it."""
+    settings = section_settings(f"density.{engine}", given)
     return list(iter_shard(engine, molecules, settings, workers=1, threads=1))
 
 
@@ -93,23 +98,33 @@ def test_box_grid_fixed_edge_and_margin():
     ("xtb", {"colour": "red"}, r"unknown config key 'density.xtb.colour' \(allowed: accuracy,"),
     ("pyscf", {"grid": "sphere"}, "'density.pyscf.grid'"),
     ("pyscf", {"box_points": "many"}, "'density.pyscf.box_points': 'many' is not of type"),
-    ("psi4", {"timeout_s": 0}, "'density.psi4.timeout_s'"),
-    ("nwchem", {}, "unknown density engine")],
+    ("psi4", {"timeout_s": 0}, "'density.psi4.timeout_s'")],
 )
-def test_bad_settings_are_rejected_before_running(engine, settings, message):
+def test_bad_settings_are_rejected_before_running(tmp_path, engine, settings, message):
+    """By the command (a ``ConfigError``, a ``ValueError``, naming the key), before any
+    molecule runs and without leaving a store."""
+    shard, store = tmp_path / "in.parquet", tmp_path / "out.zarr"
+    write_molecules(shard, [WATER])
+    argv = ["density", "--engine", engine, "--settings", json.dumps(settings)]
     with pytest.raises(ValueError, match=message):
-        list(iter_shard(engine, [WATER], settings))
+        main([*argv, str(shard), str(store), str(tmp_path / "out.tsv")])
+    assert not store.exists()
+
+
+def test_an_unknown_engine_is_named():
+    with pytest.raises(ValueError, match="unknown density engine 'nwchem'"):
+        list(iter_shard("nwchem", [WATER], {}))
 
 
 def test_every_engine_takes_its_defaults_from_the_schema():
-    from rhoflow.config import section_schema
-
-    for name, engine in ENGINES.items():
+    for name in ENGINES:
         section = section_schema(f"density.{name}")
         shared = section_schema("density.psi4")["$defs"]["density_engine"]["properties"]
         written = {k: p["default"] for k, p in {**shared, **section["properties"]}.items()}
-        assert engine.validate({}) == written, name
-    assert psi4_engine.validate({"method": "B3LYP"})["method"] == "b3lyp"
+        assert section_settings(f"density.{name}") == written, name
+    # psi4 reads method names in any case; so does the engine: HF is a Hartree-Fock reference
+    settings = section_settings("density.psi4", {"method": "HF"})
+    assert "'reference': 'rhf'" in psi4_engine.build_input(WATER, settings, 1, None)
 
 
 # --- pyscf --------------------------------------------------------------------------------
@@ -136,7 +151,7 @@ def test_pyscf_closed_shell_density_labels_and_checks():
 
 
 def test_pyscf_esp_matches_independent_integrals_and_density_fitting():
-    settings = pyscf_engine.validate({**COARSE, "esp": "exact"})
+    settings = section_settings("density.pyscf", {**COARSE, "esp": "exact"})
     mf = pyscf_engine.run_scf(WATER, settings)
     mol, dm = mf.mol, pyscf_engine.total_dm(mf)
     spec = cubeprop_grid(mol.atom_coords(), 0.5, 3.0)
@@ -240,7 +255,7 @@ def test_psi4_timeout_leaves_no_process_behind(tmp_path, monkeypatch, killed_by)
 
 
 def test_psi4_input_is_built_from_formatted_values_only():
-    settings = psi4_engine.validate({"basis": "6-31+G(d,p)"})
+    settings = section_settings("density.psi4", {"basis": "6-31+G(d,p)"})
     text = psi4_engine.build_input(WATER, settings, 1, ([0.4] * 3, [4.0] * 3))
     assert "'basis': '6-31+G(d,p)'" in text and "no_com" in text and "symmetry c1" in text
     assert re.search(r"^O\s+0\.000000000000\s+0\.000000000000\s+0\.117300000000$", text, re.M)

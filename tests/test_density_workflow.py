@@ -1,5 +1,6 @@
 """The density rules through snakemake: a job killed mid-shard never leaves a complete-looking
-store, and a rerun with --rerun-incomplete completes the shard."""
+store, and a rerun with --rerun-incomplete completes the shard, whose store and representations
+plain zarr and xarray read (no rhoflow on that path) as rhoflow's readers do."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import re
 import signal
 import subprocess
 import time
+import warnings
+from pathlib import Path
 
+import numpy as np
 import pytest
+import xarray as xr
 import yaml
 import zarr
 from conftest import FAST_CONFORMERS, snakemake_command, snakemake_env
-from plain_readers import check_plain_readers
 
 from rhoflow.ledger import read_ledger
 from rhoflow.store import IncompleteStoreError, open_dataset, open_store
@@ -32,9 +36,51 @@ def write_config(workdir, engines, **engine_settings):
         "density": {"engines": engines, "threads": 1, "workers": 1, **engine_settings},
         "voxels": {"engine": engines[0], "edge_angstrom": 12.0},
         "pointclouds": {"engine": engines[0], "n_points": 64},
-        "render": {"engine": engines[0], "settings": {"size": 32}},
+        "render": {"engine": engines[0], "size": 32},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def plain_density(store: Path, i: int) -> tuple[str, np.ndarray]:
+    """Molecule ``i`` of a density shard store: its id and float32 density [nx, ny, nz]."""
+    g = zarr.open_group(store, mode="r")
+    lo, hi = g["point_offset"][i : i + 2]
+    return str(g["ids"][i]), g["density"][lo:hi].reshape(g["grid_shape"][i])
+
+
+def plain_row(group: Path, name: str, i: int) -> tuple[str, np.ndarray]:
+    """Row ``i`` of array ``name`` of a representation group, with its id."""
+    g = zarr.open_group(group, mode="r")
+    return str(g["ids"][i]), g[name][i]
+
+
+def check_plain_readers(results: Path, engine: str, shard: str) -> None:
+    """Plain zarr reads of one density molecule, voxel grid, image set and point cloud equal
+    rhoflow's readers; ``xarray.open_zarr`` opens every kind of group; nothing warns."""
+    from rhoflow.pointclouds import open_pointclouds
+    from rhoflow.render import open_images
+    from rhoflow.store import open_store
+    from rhoflow.voxels import open_voxels
+
+    density = results / "density" / engine / f"{shard}.zarr"
+    groups = {
+        "voxels": (results / "voxels" / f"{shard}.zarr", open_voxels),
+        "points": (results / "pointclouds" / f"{shard}.zarr", open_pointclouds),
+        "density_images": (results / "render" / f"{shard}.zarr", open_images),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mol_id, rho = plain_density(density, 1)
+        assert rho.dtype == np.float32
+        np.testing.assert_array_equal(rho, open_store(density).values(mol_id))
+        for name, (path, reader) in groups.items():
+            mol_id, row = plain_row(path, name, 1)
+            np.testing.assert_array_equal(row, reader(path)[mol_id][name])
+            if name == "density_images":
+                assert row.dtype == np.uint8 and row.shape[:2] == (6, 4)
+        for path in [density, *(p for p, _ in groups.values())]:
+            ds = xr.open_zarr(path)
+            assert ds.sizes["molecule"] == zarr.open_group(path, mode="r")["ids"].shape[0]
 
 
 def snakemake_cmd(workdir, *args):

@@ -16,6 +16,7 @@ import pytest
 import torch
 from test_train import SMILES, TARGET, TinyModel, mmff_molecule
 
+from rhoflow.config import section_settings
 from rhoflow.edg import (
     DistillationTask,
     contact_sheet,
@@ -23,6 +24,7 @@ from rhoflow.edg import (
     load_model,
     read_features,
     train_imageed,
+    train_student,
     train_teacher,
     write_features,
     write_model_features,
@@ -31,7 +33,7 @@ from rhoflow.labels import build_labels
 from rhoflow.models.ed_teacher import EDPredictor
 from rhoflow.molecule import write_molecules
 from rhoflow.splits import build_splits
-from rhoflow.train import TargetScaler, train_geometry
+from rhoflow.train import TargetScaler
 from rhoflow.train.data import GeometryDataset, collate_geometry
 from rhoflow.zarrgroup import MoleculeGroupWriter
 
@@ -60,7 +62,8 @@ def data(tmp_path_factory):
     table = root / "t-00000.parquet"
     write_molecules(table, molecules)
     build_labels(root / "labels.parquet", [], [table])
-    build_splits([table], root / "split.parquet", "t", "smiles", {"fractions": [0.6, 0.2, 0.2]})
+    build_splits([table], root / "split.parquet", "t", "smiles",
+                 section_settings("splits", {"fractions": [0.6, 0.2, 0.2]}))
     rng = np.random.default_rng(0)
     images = root / "images.zarr"
     dims = ("molecule", "view", "channel", "y", "x")
@@ -83,11 +86,11 @@ def data(tmp_path_factory):
 def pretrained(data):
     """ImageED (tiny, 2 epochs), its features, the teacher (2 epochs) and its features."""
     root = data["root"]
-    imageed = train_imageed(root / "imageed", data["images"], data["split"],
-                            {"size": "tiny", "trainer": TRAINER})  # fmt: skip
+    settings = section_settings("edg.imageed", {"size": "tiny", "trainer": TRAINER})
+    imageed = train_imageed(root / "imageed", data["images"], data["split"], settings)
     write_model_features(root / "imageed/model.pt", data["images"], root / "imageed.zarr")
     teacher = train_teacher(root / "teacher", data["images"], data["split"], root / "imageed.zarr",
-                            {"trainer": TRAINER})  # fmt: skip
+                            section_settings("edg.teacher", {"trainer": TRAINER}))  # fmt: skip
     write_model_features(root / "teacher/model.pt", data["images"], root / "teacher.zarr")
     return {"imageed": imageed, "teacher": teacher}
 
@@ -204,18 +207,19 @@ def test_student_runs_resume_checks_and_predicts_like_a_plain_run(data, pretrain
     root = data["root"]
     schnet = {"hidden_channels": 16, "num_filters": 16, "num_interactions": 1,
               "num_gaussians": 8}  # fmt: skip
-    edg = {"teacher": str(root / "teacher/model.pt"), "features": str(root / "teacher.zarr"),
-           "lambda": 0.5}  # fmt: skip
+    teacher, features = str(root / "teacher/model.pt"), str(root / "teacher.zarr")
     run = tmp_path / "lambda0.5/edg-schnet" / TARGET / "seed0"
-    args = (run, data["tables"], data["labels"], data["split"], TARGET, "schnet", schnet, TRAINER)
-    summary = train_geometry(*args, edg=edg)
+    trainer = section_settings("train.trainer", TRAINER)
+    args = (run, data["tables"], data["labels"], data["split"], TARGET, "schnet", schnet, trainer,
+            teacher, features)  # fmt: skip
+    summary = train_student(*args, 0.5)
     config = json.loads((run / "config.json").read_text())
-    assert config["edg"] == {"teacher": edg["teacher"], "lambda": 0.5}
-    assert config["data"]["teacher_features"] == edg["features"]
+    assert config["edg"] == {"teacher": teacher, "lambda": 0.5}
+    assert config["data"]["teacher_features"] == features
     assert config["data"]["sizes"] == {"train": 12, "val": 4, "test": 4}  # all, images or not
     assert pd.read_csv(run / "metrics.csv")["train_distill"].notna().sum() == 2
     with pytest.raises(ValueError, match="edg"):
-        train_geometry(*args, edg={**edg, "lambda": 0.25})
+        train_student(*args, 0.25)
     model = TrainedModel.load(run)  # the student's inference path is the plain model's
     assert model.name == "edg-schnet"
     predictions = pd.read_parquet(run / "test_predictions.parquet")
@@ -251,7 +255,7 @@ def test_workflow_runs_the_edg_chain_and_reruns_only_what_changed(tmp_path):
         "shards": {"shard_size": 5, "threads": 1},
         "conformers": FAST_CONFORMERS,
         "density": {"engines": ["xtb"], "threads": 1},
-        "render": {"engine": "xtb", "settings": {"size": SIZE}},
+        "render": {"engine": "xtb", "size": SIZE},
         "splits": {"fractions": [0.6, 0.2, 0.2]},
         "train": {
             "labels": "xtb", "targets": ["gap_hartree"],

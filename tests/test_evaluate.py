@@ -24,7 +24,7 @@ from rhoflow.evaluate import (
 )
 from rhoflow.labels import write_labels
 from rhoflow.splits import METADATA_KEY, write_splits
-from rhoflow.train.run import write_predictions
+from rhoflow.train.property import write_predictions
 
 IDS = [f"m:{i}" for i in range(10)]
 SPLIT = ["train"] * 6 + ["val", "test", "test", "test"]

@@ -1,15 +1,20 @@
-"""Typed labels: a real pyscf store joined with source labels, units, fixed columns, the CLI."""
+"""Typed labels: a real pyscf store joined with source labels, units, fixed columns, the CLI;
+the label columns the config check expects of each source format and engine."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import TINY_IDS
+from conftest import FIXTURES, TINY_IDS
 
 from rhoflow.cli import main
+from rhoflow.config import section_settings
+from rhoflow.density import iter_shard
+from rhoflow.label_columns import ENGINE_LABELS, SOURCE_LABELS, label_columns
 from rhoflow.labels import (
     SOURCE_PREFIX,
     build_labels,
@@ -19,7 +24,7 @@ from rhoflow.labels import (
     write_labels,
 )
 from rhoflow.molecule import Molecule, write_molecules
-from rhoflow.sources import pcqm4mv2, qm9
+from rhoflow.sources import FORMATS, pcqm4mv2, qm9
 from rhoflow.store import open_store
 
 SOURCE = {
@@ -119,3 +124,43 @@ def test_cli_labels_with_and_without_stores(tiny_store, tables, tmp_path):
     ]  # fmt: skip
     assert source_only.loc["t:extra", "shard"] == "other-00000"
     assert source_only.loc["t:extra"].drop(["shard", "n_atoms"]).isna().all()
+
+
+FORMAT_FIXTURES = {
+    "pcqm4mv2_csv": "pcqm4mv2/data.csv.gz",
+    "pcqm4mv2_sdf": "pcqm4mv2/pcqm4m-v2-train.sdf",
+    "pcqm4mv2_cxsmiles": "pcqm4mv2/cxsmiles.csv",
+    "pubchem_tsv": "pubchem/cid_smiles.tsv",
+    "pubchem_sdf": "pubchem/compounds.sdf",
+    "qm9_csv": "qm9/gdb9.csv",
+    "qm9_xyz": "qm9",
+    "smiles": "generic/molecules.smi",
+    "sdf": "generic/molecules.sdf",
+    "xyz": "generic/frames.xyz",
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_label_columns_of_a_format_are_the_labels_its_loader_gives(fmt):
+    """The table the config check reads (no data, no imports) against a real file per format."""
+    source = FORMATS[fmt]
+    path = FIXTURES / FORMAT_FIXTURES[fmt]
+    given = {key for e in source.read_raw(path, {}) for key in source.parse(e, {}).labels}
+    assert given == SOURCE_LABELS[fmt]
+    assert label_columns(fmt, "source") == {SOURCE_PREFIX + key for key in given}
+
+
+@pytest.mark.parametrize("engine", ["psi4", "pyscf", "xtb"])
+def test_label_columns_of_an_engine_are_the_labels_it_stores(engine):
+    if engine != "pyscf" and shutil.which(engine) is None:
+        pytest.skip(f"{engine} not installed")
+    water = Molecule("t:h2o", "", 0, 1, np.array([8, 1, 1]), "",
+                     np.array([[0, 0, 0.12], [0, 0.76, -0.47], [0, -0.76, -0.47]]))
+    given = {"spacing_bohr": 0.6, "overage_bohr": 2.0}
+    if engine != "xtb":
+        given.update(method="hf", basis="sto-3g")
+    settings = section_settings(f"density.{engine}", given)
+    (result,) = iter_shard(engine, [water], settings, workers=1, threads=1)
+    assert set(result.labels) == ENGINE_LABELS[engine]
+    assert label_columns("smiles", engine) == ENGINE_LABELS[engine]  # no labels of its own
+    assert label_columns("qm9_xyz", engine) > ENGINE_LABELS[engine] | {"source_u0_hartree"}

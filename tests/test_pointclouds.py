@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,19 @@ import pytest
 import zarr
 
 from rhoflow import pointclouds as P
+from rhoflow.cli import main
+from rhoflow.config import ConfigError, section_settings
 from rhoflow.result import Grid
 
 REPO = Path(__file__).resolve().parents[1]
 A = P.ANGSTROM_PER_BOHR
+
+
+def completed(**given) -> dict:
+    """Settings as ``rhoflow pointclouds`` hands them on: defaults filled, no ``engine``."""
+    settings = section_settings("pointclouds", given)
+    del settings["engine"]
+    return settings
 
 
 def blob_grid(n: int = 40, spacing: float = 0.25, width: float = 1.0) -> Grid:
@@ -47,7 +57,7 @@ def test_fps_picks_the_farthest_point_each_time() -> None:
 
 def test_point_cloud_thresholds_shapes_and_units() -> None:
     grid = blob_grid()
-    settings = {"threshold": 0.05, "n_points": 256}
+    settings = completed(threshold=0.05, n_points=256)
     cloud = P.point_cloud(grid, settings)
     assert cloud.shape == (256, 4) and cloud.dtype == np.float32
     assert (cloud[:, 3] > 0.05).all()
@@ -67,22 +77,26 @@ def test_few_points_are_padded_cyclically() -> None:
     values = np.random.default_rng(2).uniform(size=(12, 12, 12)).astype(np.float32)
     grid = Grid(np.zeros(3), np.full(3, 0.5), values)
     threshold = float(np.sort(values.reshape(-1))[-11])  # exactly 10 points above
-    cloud = P.point_cloud(grid, {"threshold": threshold, "n_points": 25})
+    cloud = P.point_cloud(grid, completed(threshold=threshold, n_points=25))
     assert cloud.shape == (25, 4)
     assert len(np.unique(cloud, axis=0)) == 10
     np.testing.assert_array_equal(cloud[10:20], cloud[:10])
     np.testing.assert_array_equal(cloud[20:], cloud[:5])
     with pytest.raises(ValueError, match="above"):
-        P.point_cloud(grid, {"threshold": 1.5})
+        P.point_cloud(grid, completed(threshold=1.5))
 
 
-def test_settings_are_checked() -> None:
-    assert P.settings_with_defaults() == {"threshold": 0.05, "n_points": 1024, "seed": 0}
-    assert P.settings_with_defaults({"n_points": 8})["threshold"] == 0.05
-    with pytest.raises(ValueError, match="unknown config key 'pointclouds.points'"):
-        P.settings_with_defaults({"points": 3})
-    with pytest.raises(ValueError, match="'pointclouds.n_points'"):
-        P.settings_with_defaults({"n_points": 0})
+def test_the_command_fills_and_checks_the_settings(tiny_store: Path, tmp_path: Path) -> None:
+    assert completed() == {"threshold": 0.05, "n_points": 1024, "seed": 0}
+    out = tmp_path / "pc.zarr"
+    assert main(["pointclouds", "--settings", '{"n_points": 8}', str(tiny_store), str(out)]) == 0
+    assert zarr.open_group(str(out), mode="r").attrs["settings"] == completed(n_points=8)
+    for given, message in (({"points": 3}, "unknown config key 'pointclouds.points'"),
+                           ({"n_points": 0}, "'pointclouds.n_points'")):  # fmt: skip
+        bad = tmp_path / "bad.zarr"
+        with pytest.raises(ConfigError, match=message):
+            main(["pointclouds", "--settings", json.dumps(given), str(tiny_store), str(bad)])
+        assert not bad.exists()
 
 
 def test_build_shard_ledgers_a_molecule_without_points(tiny_store: Path, tmp_path: Path) -> None:

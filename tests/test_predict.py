@@ -17,6 +17,7 @@ from conftest import FAST_CONFORMERS
 from test_train import SMILES, mmff_molecule
 
 from rhoflow.cli import main
+from rhoflow.config import section_settings
 from rhoflow.labels import build_labels
 from rhoflow.molecule import read_molecules, write_molecules
 from rhoflow.splits import build_splits
@@ -35,8 +36,10 @@ def trained(tmp_path_factory):
     table = root / "t-00000.parquet"
     write_molecules(table, [mmff_molecule(i, s) for i, s in enumerate(SMILES[:16])])
     build_labels(root / "labels.parquet", [], [table])
-    build_splits([table], root / "split.parquet", "t", "smiles", {"fractions": [0.5, 0.25, 0.25]})
-    settings = {"max_epochs": 2, "batch_size": 4, "lr": 0.01, "progress_bar": False}
+    splits = section_settings("splits", {"fractions": [0.5, 0.25, 0.25]})
+    build_splits([table], root / "split.parquet", "t", "smiles", splits)
+    given = {"max_epochs": 2, "batch_size": 4, "lr": 0.01, "progress_bar": False}
+    settings = section_settings("train.trainer", given)
     run = root / "run" / "seed0"
     train_geometry(
         run, [table], root / "labels.parquet", root / "split.parquet", TARGET, "schnet", SCHNET,
@@ -77,7 +80,6 @@ def write_xyz(path, molecules):
 
 
 def test_smiles_with_an_invalid_one_and_xyz_at_the_same_coordinates(trained, tmp_path, capsys):
-    from rhoflow.config import section_settings
     from rhoflow.conformers import generate_shard
     from rhoflow.molecule import from_rdkit
     from rhoflow.sources import FORMATS, RawEntry
@@ -138,4 +140,7 @@ def test_unusable_checkpoint_or_input_fails_the_command(trained, tmp_path, capsy
     assert main(["predict", str(run), str(tmp_path / "missing.smi"), str(out)]) == 2
     assert main(["predict", str(run), str(tmp_path / "a.mol2"), str(out)]) == 2
     assert "no such run directory" in capsys.readouterr().err
+    bad = ["--conformers", '{"reoptimize": "mopac"}']
+    assert main(["predict", str(run), str(smi), str(out), *bad]) == 2
+    assert "config key 'conformers.reoptimize'" in capsys.readouterr().err
     assert not out.exists()

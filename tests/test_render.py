@@ -14,13 +14,13 @@ PIL = pytest.importorskip("PIL.Image")
 
 from scipy.ndimage import binary_fill_holes  # noqa: E402
 
+from rhoflow.cli import main  # noqa: E402
+from rhoflow.config import section_settings  # noqa: E402
 from rhoflow.render.depth import depth_to_uint8, march_depth  # noqa: E402
 from rhoflow.render.pymol_scene import (  # noqa: E402
-    DEFAULTS,
     pymol_session,
     render_density_views,
     render_structure_views,
-    resolve_settings,
     setup_density_scene,
 )
 from rhoflow.render.store import build_shard, export_pngs, open_images  # noqa: E402
@@ -57,15 +57,20 @@ def silhouette_rgb(rgb: np.ndarray) -> np.ndarray:
     return binary_fill_holes((255 - rgb.astype(int)).max(axis=-1) > 64)
 
 
-ONE_VIEW = {"size": 96, "density_views": [["x", 0]], "zoom_buffer": 0.0}
+def settings(**given) -> dict:
+    """The config's render section with ``given`` and the defaults, as the CLI completes it."""
+    return section_settings("render", given)
+
+
+ONE_VIEW = settings(size=96, density_views=[["x", 0]], zoom_buffer=0.0)
 
 
 @pytest.mark.parametrize("ortho", [False, True])
 def test_one_atom_depth_relief_and_silhouette(cmd, ortho: bool) -> None:
     rho = blob_grid(np.zeros((1, 3)), np.array([1.0]))
-    settings = {**ONE_VIEW, "orthoscopic": ortho}
     img = render_density_views(
-        cmd, np.array([8]), np.zeros((1, 3)), rho, constant_like(rho, 0.2), settings
+        cmd, np.array([8]), np.zeros((1, 3)), rho, constant_like(rho, 0.2),
+        {**ONE_VIEW, "orthoscopic": ortho},
     )
     assert img.shape == (1, 4, 96, 96) and img.dtype == np.uint8
     rgb, depth = img[0, :3].transpose(1, 2, 0), img[0, 3]
@@ -94,9 +99,8 @@ def test_negative_esp_renders_red(cmd) -> None:
 def test_legend_hidden_and_ramp_defined(cmd) -> None:
     rho = blob_grid(np.zeros((1, 3)), np.array([1.0]))
     with tempfile.TemporaryDirectory() as tmp:
-        s = resolve_settings(ONE_VIEW)
         setup_density_scene(
-            cmd, Path(tmp), np.array([8]), np.zeros((1, 3)), rho, constant_like(rho, 0.0), s
+            cmd, Path(tmp), np.array([8]), np.zeros((1, 3)), rho, constant_like(rho, 0.0), ONE_VIEW
         )
         assert "esp_ramp" in cmd.get_names("objects")
         assert "esp_ramp" not in cmd.get_names("objects", enabled_only=1)
@@ -110,7 +114,7 @@ def test_six_views_distinct_for_asymmetric_molecule(cmd) -> None:
     numbers = np.array([6, 8, 1, 9])
     rho = blob_grid(centres, np.array([0.9, 0.8, 0.5, 0.7]), n=51)
     esp = Grid(rho.origin_bohr, rho.spacing_bohr, (rho.values - 0.3).astype(np.float32))
-    img = render_density_views(cmd, numbers, centres, rho, esp, {"size": 64})
+    img = render_density_views(cmd, numbers, centres, rho, esp, settings(size=64))
     assert img.shape == (6, 4, 64, 64) and img.dtype == np.uint8
     flat = img.reshape(6, -1).astype(int)
     for i in range(6):
@@ -121,7 +125,7 @@ def test_six_views_distinct_for_asymmetric_molecule(cmd) -> None:
 
 def test_structure_views(cmd) -> None:
     centres = np.array([[0.0, 0.0, 0.0], [2.6, 0.0, 0.0], [-1.0, 1.8, 0.0]])
-    img = render_structure_views(cmd, np.array([6, 8, 1]), centres, {"size": 48})
+    img = render_structure_views(cmd, np.array([6, 8, 1]), centres, settings(size=48))
     assert img.shape == (4, 3, 48, 48) and img.dtype == np.uint8
     assert (img < 200).any()  # something drawn on the white background
     assert (img[:, :, 0, 0] == 255).all()  # white corners
@@ -141,15 +145,21 @@ def test_depth_conventions() -> None:
     assert np.isnan(d[0, 0])
 
 
-def test_settings_validation() -> None:
-    assert resolve_settings()["size"] == 224 == DEFAULTS["size"]
-    assert resolve_settings({"size": 64})["density_views"] == DEFAULTS["density_views"]
-    with pytest.raises(ValueError, match="unknown config key 'render.settings.sise'"):
-        resolve_settings({"sise": 64})
-    with pytest.raises(ValueError, match="'render.settings.depth_mode'"):
-        resolve_settings({"depth_mode": "fog"})
-    with pytest.raises(ValueError, match=r"'render.settings.structure_views\[0\]\[0\]'"):
-        resolve_settings({"structure_views": [["w", 90]]})
+@pytest.mark.parametrize(
+    ("given", "key"),
+    [
+        ('{"sise": 64}', "unknown config key 'render.sise'"),
+        ('{"depth_mode": "fog"}', "'render.depth_mode'"),
+        ('{"structure_views": [["w", 90]]}', r"'render.structure_views\[0\]\[0\]'"),
+        ('{"ramp_colors": ["red", "blue"]}', "'render.ramp_colors'"),
+    ],
+)
+@pytest.mark.parametrize("command", ["build", "structures"])
+def test_render_commands_check_settings_before_rendering(tmp_path, command, given, key) -> None:
+    out = tmp_path / "images.zarr"
+    with pytest.raises(ValueError, match=key):
+        main(["render", command, "--settings", given, str(tmp_path / "in"), str(out)])
+    assert not out.exists()
 
 
 def test_alpha_depth_mode(cmd) -> None:
@@ -165,7 +175,7 @@ def test_build_shard_ledgers_no_surface_and_exports(tiny_store: Path, tmp_path: 
     import zarr
 
     out = tmp_path / "images.zarr"
-    failures = build_shard(tiny_store, out, {"size": 32})
+    failures = build_shard(tiny_store, out, settings(size=32))
     assert [(f.id, f.stage, f.reason) for f in failures] == [
         ("t:empty", "render", "representation_error")
     ]
@@ -214,11 +224,11 @@ def test_structure_shard_needs_only_coordinates(tiny_store: Path, tmp_path: Path
     table = tmp_path / "t.parquet"
     write_molecules(table, [missing, placed])
     out = tmp_path / "structures.zarr"
-    failures = build_structure_shard(table, out, {"size": 32})
+    failures = build_structure_shard(table, out, settings(size=32))
     assert [(f.id, f.stage) for f in failures] == [("t:nocoords", "render_structures")]
     images = open_images(out)
     assert images.ids == ["t:h2co"] and "density_images" not in images["t:h2co"]
-    reference = build_shard(tiny_store, tmp_path / "full.zarr", {"size": 32})
+    reference = build_shard(tiny_store, tmp_path / "full.zarr", settings(size=32))
     assert reference  # t:empty
     np.testing.assert_array_equal(
         images["t:h2co"]["structure_images"],

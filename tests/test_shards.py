@@ -20,7 +20,7 @@ DEMO = REPO / "resources/demo/molecules.smi"
 
 def demo_settings() -> tuple[list[dict], dict]:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    validate(config, load_schema(REPO / "workflow/schemas/config.schema.yaml"), workdir=REPO)
+    validate(config, load_schema(), workdir=REPO)
     return config["sources"], config["shards"]
 
 

@@ -12,6 +12,7 @@ import yaml
 from conftest import FAST_CONFORMERS, planned_rules, run_snakemake, shared_file
 
 from rhoflow.cli import main
+from rhoflow.config import ConfigError, section_settings
 from rhoflow.labels import read_labels
 from rhoflow.molecule import from_rdkit, write_molecules
 from rhoflow.splits import (
@@ -37,6 +38,11 @@ IDS = [f"s:{i}" for i in range(len(SMILES))]
 SETTINGS = {"method": "random", "seed": 0, "fractions": [0.8, 0.1, 0.1], "counts": None}
 
 
+def completed(**given) -> dict:
+    """The ``splits`` section as ``rhoflow splits`` hands it on: defaults filled, checked."""
+    return section_settings("splits", given)
+
+
 def split_of(table) -> dict[str, str]:
     return dict(zip(table["id"].to_pylist(), table["split"].to_pylist(), strict=True))
 
@@ -53,13 +59,13 @@ def test_sizes_from_fractions_counts_and_full_qm9():
     assert split_sizes(133_885, counts=(100, 10, None), fmt="qm9_csv") == ((100, 10, None), True)
     with pytest.raises(ValueError, match="exceed"):
         split_sizes(100, counts=(95, 5, 1))
-    with pytest.raises(ValueError, match="summing to 1"):
-        split_sizes(100, (0.8, 0.1, 0.2))
+    with pytest.raises(ConfigError, match="'splits.fractions'.* do not sum to 1"):
+        completed(fractions=[0.8, 0.1, 0.2])
 
 
 def test_random_split_sizes_disjoint_and_complete():
     ids = [f"m:{i}" for i in range(1000)]
-    table = make_splits(ids, [""] * 1000, {"seed": 3})
+    table = make_splits(ids, [""] * 1000, completed(seed=3))
     splits = split_of(table)
     assert len(table) == len(splits) == 1000 and set(splits) == set(ids)
     assert sorted(splits.values()).count("train") == 800
@@ -70,10 +76,10 @@ def test_random_split_sizes_disjoint_and_complete():
 
 def test_fixed_counts_with_rest_and_with_a_limit():
     ids = [f"m:{i}" for i in range(3000)]
-    rmd17 = split_of(make_splits(ids, [""] * 3000, {"counts": [950, 50, 1000], "seed": 1}))
+    rmd17 = split_of(make_splits(ids, [""] * 3000, completed(counts=[950, 50, 1000], seed=1)))
     assert len(rmd17) == 2000  # the other 1000 molecules are in no split
     assert [list(rmd17.values()).count(s) for s in ("train", "val", "test")] == [950, 50, 1000]
-    rest = split_of(make_splits(ids, [""] * 3000, {"counts": [950, 50, None], "seed": 1}))
+    rest = split_of(make_splits(ids, [""] * 3000, completed(counts=[950, 50, None], seed=1)))
     assert [list(rest.values()).count(s) for s in ("train", "val", "test")] == [950, 50, 2000]
     # the same permutation: train and val are the same molecules either way
     assert {i for i, s in rest.items() if s != "test"} == {
@@ -88,11 +94,11 @@ def test_same_seed_same_bytes_other_seed_other_split(tmp_path):
         paths = []
         for name, seed in (("a", 5), ("b", 5), ("c", 6)):
             paths.append(tmp_path / f"{method}-{name}.parquet")
-            write_splits(paths[-1], make_splits(ids, smiles, {"method": method, "seed": seed}))
+            write_splits(paths[-1], make_splits(ids, smiles, completed(method=method, seed=seed)))
         a, b, c = (p.read_bytes() for p in paths)
         assert a == b and a != c
-    random_a = split_of(make_splits(ids, smiles, {"seed": 5}))
-    random_c = split_of(make_splits(ids, smiles, {"seed": 6}))
+    random_a = split_of(make_splits(ids, smiles, completed(seed=5)))
+    random_c = split_of(make_splits(ids, smiles, completed(seed=6)))
     assert sum(random_a[i] != random_c[i] for i in ids) > 50
 
 
@@ -107,7 +113,7 @@ def test_murcko_scaffolds():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_scaffold_groups_never_straddle_splits(seed):
     table = make_splits(
-        IDS, SMILES, {"method": "scaffold", "seed": seed, "fractions": [0.6, 0.2, 0.2]}
+        IDS, SMILES, completed(method="scaffold", seed=seed, fractions=[0.6, 0.2, 0.2])
     )
     frame = table.to_pandas()
     assert len(frame) == len(SMILES) and frame["id"].is_unique
@@ -123,7 +129,7 @@ def test_scaffold_groups_never_straddle_splits(seed):
 
 
 def test_scaffold_split_with_fixed_counts_leaves_unfit_groups_out():
-    table = make_splits(IDS, SMILES, {"method": "scaffold", "counts": [6, 3, 2]})
+    table = make_splits(IDS, SMILES, completed(method="scaffold", counts=[6, 3, 2]))
     splits = table.to_pandas().groupby("split").size()
     assert splits["train"] == 6 and splits["val"] == 3 and splits["test"] == 2
     meta = table.schema.metadata[b"rhoflow.splits"]
@@ -170,7 +176,7 @@ def test_pcqm4mv2_first_molecules():
     molecules = [from_rdkit(f"pcqm4mv2:{r.native_id}", r.mol) for r in records]
     ids, smiles = [m.id for m in molecules], [m.smiles for m in molecules]
     for method in ("random", "scaffold"):
-        frame = make_splits(ids, smiles, {"method": method, "seed": 0}).to_pandas()
+        frame = make_splits(ids, smiles, completed(method=method, seed=0)).to_pandas()
         assert frame["id"].tolist() == ids
         assert frame["split"].value_counts().to_dict() == {"train": 160, "val": 20, "test": 20}
     assert frame[frame["scaffold"] != ""].groupby("scaffold")["split"].nunique().max() == 1

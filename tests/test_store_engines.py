@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from rhoflow.config import section_settings
 from rhoflow.density import iter_shard
 from rhoflow.molecule import Molecule
 from rhoflow.store import export_cube, import_cubes, open_store, write_store
@@ -34,7 +35,8 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def psi4_water():
-    (result,) = list(iter_shard("psi4", [WATER], SETTINGS, workers=1, threads=1))
+    settings = section_settings("density.psi4", SETTINGS)
+    (result,) = list(iter_shard("psi4", [WATER], settings, workers=1, threads=1))
     assert not hasattr(result, "reason"), result
     return result
 

@@ -18,6 +18,7 @@ import pytest
 import torch
 from torch import nn
 
+from rhoflow.config import section_settings
 from rhoflow.labels import build_labels
 from rhoflow.molecule import from_rdkit, write_molecules
 from rhoflow.splits import build_splits
@@ -28,7 +29,7 @@ from rhoflow.train import (
     is_extensive,
     train_geometry,
 )
-from rhoflow.train.run import PREDICTIONS_KEY
+from rhoflow.train.property import PREDICTIONS_KEY
 
 SMILES = [
     "C", "CC", "CCC", "CCCC", "CC(C)C", "CCCCC", "C1CC1", "C1CCC1", "C1CCCC1", "C=C",
@@ -79,7 +80,8 @@ def dataset(tmp_path_factory):
     write_molecules(tables[0], molecules[:20])
     write_molecules(tables[1], molecules[20:])
     build_labels(root / "labels.parquet", [], tables)
-    build_splits(tables, root / "split.parquet", "t", "smiles", {"fractions": [0.6, 0.2, 0.2]})
+    build_splits(tables, root / "split.parquet", "t", "smiles",
+                 section_settings("splits", {"fractions": [0.6, 0.2, 0.2]}))
     return {"tables": tables, "labels": root / "labels.parquet", "split": root / "split.parquet"}
 
 
@@ -121,7 +123,7 @@ class TinyModel(nn.Module):
 def train(run_dir, dataset, **settings):
     return train_geometry(
         run_dir, dataset["tables"], dataset["labels"], dataset["split"], TARGET, TinyModel,
-        MODEL_KWARGS, {**SETTINGS, **settings},
+        MODEL_KWARGS, section_settings("train.trainer", {**SETTINGS, **settings}),
     )  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +10,23 @@ import pytest
 import zarr
 
 from rhoflow import voxels as V
+from rhoflow.cli import main
+from rhoflow.config import ConfigError, section_settings
 from rhoflow.result import Grid
 
 REPO = Path(__file__).resolve().parents[1]
 A = V.ANGSTROM_PER_BOHR
-SMALL = {"edge_angstrom": 16.0}  # 32³ voxels: faster, still room for the molecules below
+
+
+def completed(**given) -> dict:
+    """Voxel settings as ``rhoflow voxels`` hands them on: defaults filled, no ``engine``."""
+    settings = section_settings("voxels", given)
+    del settings["engine"]
+    return settings
+
+
+DEFAULTS = completed()
+SMALL = completed(edge_angstrom=16.0)  # 32³ voxels: faster, still room for the molecules below
 
 # chloro-fluoro-ethanol-like geometry (Å) with an iodine for the "other" channel
 NUMBERS = np.array([6, 6, 8, 1, 1, 1, 1, 1, 9, 17, 16, 7, 53])
@@ -67,7 +80,7 @@ def test_atom_channel_centre_of_mass_is_the_atom() -> None:
     centre = COORDS_ANGSTROM.mean(axis=0)
     axis = V.box_offsets_angstrom(SMALL)
     for element, z in (("O", 8), ("Cl", 17)):
-        channel = V.atom_channels(NUMBERS, COORDS_BOHR, settings=SMALL)[V.ELEMENTS.index(element)]
+        channel = V.atom_channels(NUMBERS, COORDS_BOHR, SMALL)[V.ELEMENTS.index(element)]
         weights = [channel.sum(axis=tuple(a for a in range(3) if a != d)) for d in range(3)]
         com = np.array([w @ axis / w.sum() for w in weights]) + centre
         np.testing.assert_allclose(com, COORDS_ANGSTROM[NUMBERS == z][0], atol=0.05)
@@ -83,7 +96,7 @@ def test_gridder_batches_match_single_molecules_and_reuse_the_buffer() -> None:
     first = gridder(molecules[:3]).copy()
     second = gridder(molecules[3:]).copy()  # must not keep anything of the first call
     for got, (numbers, coords) in zip([*first, *second], molecules, strict=True):
-        want = V.atom_channels(numbers, coords / A, settings=SMALL)
+        want = V.atom_channels(numbers, coords / A, SMALL)
         np.testing.assert_allclose(got, want, atol=1e-6)
         np.testing.assert_allclose(got.sum(axis=(1, 2, 3)), expected_counts(numbers), rtol=1e-4)
     with pytest.raises(ValueError, match="batch size"):
@@ -91,7 +104,8 @@ def test_gridder_batches_match_single_molecules_and_reuse_the_buffer() -> None:
 
 
 def test_atoms_outside_the_box_are_dropped() -> None:
-    cube = V.atom_channels(np.array([6, 6]), np.array([[0.0, 0, 0], [40.0, 0, 0]]), np.zeros(3))
+    coords = np.array([[0.0, 0, 0], [40.0, 0, 0]])
+    cube = V.atom_channels(np.array([6, 6]), coords, DEFAULTS, np.zeros(3))
     assert cube.sum() == pytest.approx(1.0, rel=1e-5)
 
 
@@ -169,16 +183,24 @@ def test_vdw_shape_is_a_sphere_of_bondi_radius() -> None:
     assert 1.0 < V.vdw_radius_angstrom(26) < 3.0  # iron: RDKit fallback
 
 
-def test_settings_are_checked() -> None:
-    assert V.box_points() == 48
-    assert V.box_points({"edge_angstrom": 10.0, "resolution_angstrom": 1.0}) == 10
-    with pytest.raises(ValueError, match="unknown config key 'voxels.edge'"):
-        V.settings_with_defaults({"edge": 3})
-    with pytest.raises(ValueError, match="'voxels.density_units'"):
-        V.settings_with_defaults({"density_units": "e/nm^3"})
-    with pytest.raises(ValueError, match="'voxels.resolution_angstrom'"):
-        V.settings_with_defaults({"resolution_angstrom": 0})
-    assert V.units()["density"] == "e/bohr^3"
+def test_box_points_and_units_follow_the_settings() -> None:
+    assert V.box_points(DEFAULTS) == 48
+    assert V.box_points(completed(edge_angstrom=10.0, resolution_angstrom=1.0)) == 10
+    assert V.units(DEFAULTS)["density"] == "e/bohr^3"
+    assert V.units(completed(density_units="e/angstrom^3"))["density"] == "e/angstrom^3"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [({"edge": 3}, "unknown config key 'voxels.edge'"),
+     ({"density_units": "e/nm^3"}, "'voxels.density_units'"),
+     ({"resolution_angstrom": 0}, "'voxels.resolution_angstrom'")],
+)
+def test_the_command_checks_the_settings_before_reading(tmp_path: Path, given, message) -> None:
+    out = tmp_path / "vox.zarr"
+    with pytest.raises(ConfigError, match=message):
+        main(["voxels", "--settings", json.dumps(given), str(tmp_path / "no.zarr"), str(out)])
+    assert not out.exists()
 
 
 def test_build_shard_ledgers_a_failing_molecule(
@@ -231,9 +253,9 @@ def test_density_integral_of_a_real_cuspy_density_is_kept(tiny_store: Path) -> N
         native = float(grid.values.sum(dtype=np.float64)) * grid.voxel_volume_bohr3
         voxel_bohr3 = (0.5 / A) ** 3
         for rotation in (None, V.random_rotation(3)):
-            cube = V.voxelize(numbers, coords, grid, None, rotation)
+            cube = V.voxelize(numbers, coords, grid, DEFAULTS, rotation)
             rho = cube[V.CHANNELS.index("density")].astype(np.float64)
             assert rho.sum() * voxel_bohr3 == pytest.approx(native, rel=1e-4)
-        point = V.voxelize(numbers, coords, grid, {"density_sampling": "interpolate"})
+        point = V.voxelize(numbers, coords, grid, completed(density_sampling="interpolate"))
         lost = point[V.CHANNELS.index("density")].sum() * voxel_bohr3 / native
         assert lost < 0.97  # why deposit is the default for fine native grids

@@ -25,6 +25,16 @@ def _json_arg(text: str):
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
 
 
+def _torch_threads(threads: int) -> None:
+    """torch's intra-op threads (a rule's ``threads``); and Lightning's lines in the log once:
+    its logger has a handler of its own besides the root's."""
+    import lightning  # noqa: F401 - adds that handler on import
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.getLogger("lightning").handlers.clear()
+
+
 def cmd_shards(args: argparse.Namespace) -> int:
     from rhoflow.config import section_settings
     from rhoflow.shards import build_shards
@@ -66,12 +76,13 @@ def cmd_conformers(args: argparse.Namespace) -> int:
 
 
 def cmd_density(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
     from rhoflow.density.shard import build_density_shard
 
     build_density_shard(
         args.engine,
         args.shard,
-        args.settings,
+        section_settings(f"density.{args.engine}", args.settings),
         args.store,
         args.ledger,
         workers=args.workers,
@@ -140,27 +151,41 @@ def _representation(build: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_engine(section: str, given: dict[str, Any]) -> dict[str, Any]:
+    """A representation's completed settings less ``engine``: which store it reads is the
+    rule's wiring, not a setting of the representation."""
+    from rhoflow.config import section_settings
+
+    settings = section_settings(section, given)
+    del settings["engine"]
+    return settings
+
+
 def cmd_voxels(args: argparse.Namespace) -> int:
     from rhoflow.voxels import build_shard
 
+    args.settings = _without_engine("voxels", args.settings)
     return _representation(build_shard, args)
 
 
 def cmd_pointclouds(args: argparse.Namespace) -> int:
     from rhoflow.pointclouds import build_shard
 
+    args.settings = _without_engine("pointclouds", args.settings)
     return _representation(build_shard, args)
 
 
 def cmd_render_build(args: argparse.Namespace) -> int:
     from rhoflow.render import build_shard
 
+    args.settings = _without_engine("render", args.settings)
     return _representation(build_shard, args)
 
 
 def cmd_render_structures(args: argparse.Namespace) -> int:
     from rhoflow.render import build_structure_shard
 
+    args.settings = _without_engine("render", args.settings)
     return _representation(build_structure_shard, args)
 
 
@@ -199,33 +224,40 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
+    from rhoflow.config import section_settings
     from rhoflow.train import train_geometry
 
-    torch.set_num_threads(args.threads)
-    given = [args.teacher, args.teacher_features, args.lam]
-    if any(v is not None for v in given) and not all(v is not None for v in given):
-        raise SystemExit("rhoflow train: --teacher, --teacher-features and --lambda go together")
-    edg = None
-    if args.teacher is not None:
-        edg = {"teacher": str(args.teacher), "features": str(args.teacher_features),
-               "lambda": args.lam}  # fmt: skip
+    settings = section_settings("train.trainer", args.settings)
+    _torch_threads(args.threads)
     summary = train_geometry(
         args.out, args.tables, args.labels, args.split, args.target, args.model,
-        args.model_kwargs, args.settings, edg,
+        args.model_kwargs, settings,
+    )  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_edg_student(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
+    from rhoflow.edg import train_student
+
+    settings = section_settings("train.trainer", args.settings)
+    _torch_threads(args.threads)
+    summary = train_student(
+        args.out, args.tables, args.labels, args.split, args.target, args.model,
+        args.model_kwargs, settings, args.teacher, args.teacher_features, args.lam,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def cmd_edg_imageed(args: argparse.Namespace) -> int:
-    import torch
-
+    from rhoflow.config import section_settings
     from rhoflow.edg import contact_sheet, train_imageed
 
-    torch.set_num_threads(args.threads)
-    summary = train_imageed(args.out, args.images, args.split, args.settings)
+    settings = section_settings("edg.imageed", args.settings)
+    _torch_threads(args.threads)
+    summary = train_imageed(args.out, args.images, args.split, settings)
     shown = contact_sheet(args.out / "model.pt", args.images, args.split, args.sheet)
     log.info("contact sheet of %s -> %s", ", ".join(shown), args.sheet)
     print(json.dumps(summary, indent=2))
@@ -233,41 +265,39 @@ def cmd_edg_imageed(args: argparse.Namespace) -> int:
 
 
 def cmd_edg_teacher(args: argparse.Namespace) -> int:
-    import torch
-
+    from rhoflow.config import section_settings
     from rhoflow.edg import train_teacher
 
-    torch.set_num_threads(args.threads)
-    summary = train_teacher(args.out, args.images, args.split, args.features, args.settings)
+    settings = section_settings("edg.teacher", args.settings)
+    _torch_threads(args.threads)
+    summary = train_teacher(args.out, args.images, args.split, args.features, settings)
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def cmd_edg_features(args: argparse.Namespace) -> int:
-    import torch
-
     from rhoflow.edg import write_model_features
 
-    torch.set_num_threads(args.threads)
+    _torch_threads(args.threads)
     n = write_model_features(args.model, args.images, args.out, args.batch_size)
     log.info("%s: features of %d molecules -> %s", args.model, n, args.out)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import torch
     import yaml
 
-    from rhoflow.config import ConfigError
+    from rhoflow.config import ConfigError, section_settings
     from rhoflow.predict import PredictError, predict_file, summary_line
 
-    torch.set_num_threads(args.threads)
+    _torch_threads(args.threads)
     conformers = args.conformers
     try:
         if args.config is not None:
             conformers = (yaml.safe_load(args.config.read_text()) or {}).get("conformers")
+        conformers = section_settings("conformers", conformers)
         rows = predict_file(
-            args.checkpoint, args.input, args.out, args.format, conformers, args.threads
+            args.checkpoint, args.input, args.out, conformers, args.format, args.threads
         )
     except (OSError, yaml.YAMLError, PredictError, ConfigError) as exc:
         print(f"rhoflow predict: {exc}", file=sys.stderr)
@@ -317,6 +347,21 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(config, indent=2))
     return 0
+
+
+def _geometry_run_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of a property run on geometry data (``train``, ``edg student``)."""
+    p.add_argument(
+        "--settings", type=_json_arg, default={}, help="config 'train.trainer' as JSON"
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the rule's threads)")
+    p.add_argument("--model", required=True, help="model name (rhoflow.models.MODELS)")
+    p.add_argument("--model-kwargs", type=_json_arg, default={}, help="model arguments as JSON")
+    p.add_argument("--target", required=True, help="labels column, e.g. source_gap_hartree")
+    p.add_argument("--labels", type=Path, required=True, help="typed labels table (.parquet)")
+    p.add_argument("--split", type=Path, required=True, help="split file (.parquet)")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("tables", nargs="+", type=Path, help="molecule tables with coordinates")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -394,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         "render", help="PyMOL RGB-D density and structure images"
     ).add_subparsers(dest="render_command", required=True)
     p = render.add_parser("build", help="images of every molecule of one density shard store")
-    p.add_argument("--settings", type=_json_arg, default={}, help="config 'render.settings'")
+    p.add_argument("--settings", type=_json_arg, default={}, help="config 'render' as JSON")
     p.add_argument("store", type=Path, help="density shard store (.zarr)")
     p.add_argument("output", type=Path, help="output image group (.zarr)")
     p.add_argument("--ledger", type=Path, help="write molecules that failed here (.tsv)")
@@ -402,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = render.add_parser(
         "structures", help="structure views of every molecule of a molecule table (no density)"
     )
-    p.add_argument("--settings", type=_json_arg, default={}, help="config 'render.settings'")
+    p.add_argument("--settings", type=_json_arg, default={}, help="config 'render' as JSON")
     p.add_argument("store", type=Path, help="molecule table with coordinates (.parquet)")
     p.add_argument("output", type=Path, help="output image group (.zarr)")
     p.add_argument("--ledger", type=Path, help="write molecules that failed here (.tsv)")
@@ -435,20 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train", help="train one model on one target; resumes from OUT/checkpoints/last.ckpt"
     )
-    p.add_argument(
-        "--settings", type=_json_arg, default={}, help="config 'train.trainer' as JSON"
-    )
-    p.add_argument("--threads", type=int, default=1, help="torch threads (the rule's threads)")
-    p.add_argument("--model", required=True, help="model name (rhoflow.models.MODELS)")
-    p.add_argument("--model-kwargs", type=_json_arg, default={}, help="model arguments as JSON")
-    p.add_argument("--target", required=True, help="labels column, e.g. source_gap_hartree")
-    p.add_argument("--labels", type=Path, required=True, help="typed labels table (.parquet)")
-    p.add_argument("--split", type=Path, required=True, help="split file (.parquet)")
-    p.add_argument("--out", type=Path, required=True, help="run directory")
-    p.add_argument("tables", nargs="+", type=Path, help="molecule tables with coordinates")
-    p.add_argument("--teacher", type=Path, help="EDG: distil this teacher's model.pt")
-    p.add_argument("--teacher-features", type=Path, help="EDG: the dataset's teacher features")
-    p.add_argument("--lambda", dest="lam", type=float, help="EDG: weight λ of the distillation")
+    _geometry_run_args(p)
     p.set_defaults(func=cmd_train)
 
     edg = sub.add_parser("edg", help="EDG: ImageED, the ED-aware teacher and their features")
@@ -469,6 +501,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("images", nargs="+", type=Path, help="image groups with structure images")
     p.set_defaults(func=cmd_edg_teacher)
+    p = edg_sub.add_parser(
+        "student", help="a geometry model distilled from the teacher (a run like 'train')"
+    )
+    _geometry_run_args(p)
+    p.add_argument("--teacher", type=Path, required=True, help="the teacher's model.pt")
+    p.add_argument(
+        "--teacher-features", type=Path, required=True, help="the dataset's teacher features"
+    )
+    p.add_argument("--lambda", dest="lam", type=float, required=True, help="weight λ of the "
+                   "distillation term")  # fmt: skip
+    p.set_defaults(func=cmd_edg_student)
     p = edg_sub.add_parser(
         "features", help="features of every molecule: ImageED's or the teacher's (by model.pt)"
     )
@@ -536,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="validate a config file and print it with defaults")
     p.add_argument("config", type=Path)
     p.add_argument(
-        "--schema", type=Path, help="default: the checkout's workflow/schemas/config.schema.yaml"
+        "--schema", type=Path, help="default: the package's rhoflow/schemas/config.schema.yaml"
     )
     p.add_argument("--workdir", type=Path, default=Path("."))
     p.set_defaults(func=cmd_config_check)

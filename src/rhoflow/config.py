@@ -1,11 +1,12 @@
 """Config and stage settings: one JSON schema, defaults filled, errors that name the key.
 
-``workflow/schemas/config.schema.yaml`` (:data:`SCHEMA_PATH`) is the single description of
-every setting: name, type, default, unit and meaning. The Snakefile checks a whole config with
-:func:`validate`; the library fills one stage's settings from the same file with
-:func:`section_settings` (density engines, voxels, point clouds, render), so a CLI call by hand
-gets the defaults a workflow run gets. Checks a schema cannot express (one key against another)
-live here too, in :data:`SECTION_CHECKS`.
+``rhoflow/schemas/config.schema.yaml`` (inside the package, read with ``importlib.resources``,
+so a wheel install finds it) is the single description of every setting: name, type, default,
+unit and meaning. The Snakefile checks a whole config with :func:`validate`; a CLI command fills
+and checks its one section with :func:`section_settings` where it enters the library, so a call
+by hand gets the defaults a workflow run gets; inner functions take the completed settings and
+never check again. Checks a schema cannot express (one key against another) live here too, in
+:data:`SECTION_CHECKS`.
 
 Imported by the Snakefile at parse time, so it stays cheap: jsonschema and yaml only.
 """
@@ -15,15 +16,15 @@ from __future__ import annotations
 import functools
 import numbers
 from collections.abc import Callable, Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-"""The schema of the checkout rhoflow runs from (``src/`` layout, on ``PYTHONPATH`` or installed
-editable)."""
+SCHEMA_RESOURCE = "config.schema.yaml"
+"""The schema's file name in the package ``rhoflow.schemas``."""
 
 
 class ConfigError(ValueError):
@@ -127,15 +128,13 @@ def _check(instance: Any, schema: dict[str, Any], prefix: list[str], what: str) 
 
 
 def load_schema(path: str | Path | None = None) -> dict[str, Any]:
-    """Read a YAML JSON-schema file (default :data:`SCHEMA_PATH`)."""
-    path = SCHEMA_PATH if path is None else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"config schema not found: {path} (rhoflow reads its settings from the "
-            "checkout's workflow/schemas; use it from the checkout or install it editable)"
-        )
+    """Read a YAML JSON-schema file (default: the package's own, :data:`SCHEMA_RESOURCE`)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    if path is None:
+        text = resources.files("rhoflow.schemas").joinpath(SCHEMA_RESOURCE).read_text()
+        return yaml.load(text, Loader=loader)
     with open(path) as fh:
-        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml.load(fh, Loader=loader)
 
 
 @functools.cache
@@ -144,8 +143,8 @@ def _default_schema() -> dict[str, Any]:
 
 
 def section_schema(path: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The part of ``schema`` (default :data:`SCHEMA_PATH`) describing the config section at
-    ``path`` (``"voxels"``, ``"density.psi4"``, ``"render.settings"``), as a schema of its own
+    """The part of ``schema`` (default: the package's) describing the config section at
+    ``path`` (``"voxels"``, ``"density.psi4"``, ``"edg.imageed"``), as a schema of its own
     (with the root's ``$schema`` and ``$defs``)."""
     root = _default_schema() if schema is None else schema
     sub = root
@@ -161,7 +160,7 @@ def section_settings(
     path: str, given: Mapping[str, Any] | None = None, schema: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The settings of the config section at ``path`` (``"density.psi4"``, ``"voxels"``,
-    ``"render.settings"``): ``given`` (not modified) checked against the schema with every
+    ``"render"``): ``given`` (not modified) checked against the schema with every
     default filled in. Raises :class:`ConfigError` naming the key, e.g.
     ``unknown config key 'density.psi4.basiss' (allowed: ...)``."""
     settings = _copy(given or {})
@@ -176,18 +175,24 @@ def _check_density(density: dict[str, Any]) -> None:
         raise ConfigError("config key 'density.workers': more workers than density.threads")
 
 
-def _check_render_settings(settings: dict[str, Any]) -> None:
-    levels, colors = settings["ramp_levels"], settings["ramp_colors"]
+def _check_render(render: dict[str, Any]) -> None:
+    levels, colors = render["ramp_levels"], render["ramp_colors"]
     if len(levels) != len(colors):
         raise ConfigError(
-            f"config key 'render.settings.ramp_colors': {len(colors)} colours for "
+            f"config key 'render.ramp_colors': {len(colors)} colours for "
             f"{len(levels)} ramp_levels"
         )
 
 
+def _check_splits(splits: dict[str, Any]) -> None:
+    if abs(sum(splits["fractions"]) - 1) > 1e-6:
+        raise ConfigError(f"config key 'splits.fractions': {splits['fractions']} do not sum to 1")
+
+
 SECTION_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "density": _check_density,
-    "render.settings": _check_render_settings,
+    "splits": _check_splits,
+    "render": _check_render,
 }
 """Checks of one key against another, by section: run by :func:`validate` and
 :func:`section_settings` after the schema."""
@@ -200,8 +205,8 @@ def validate(
 
     Beyond the schema: the :data:`SECTION_CHECKS`, source names are unique, local source paths
     exist (relative to ``workdir``; http(s) URLs are left to Snakemake's storage plugin),
-    ``edg.pretrain`` names a source with images, and each representation reads an engine of
-    ``density.engines``.
+    ``edg.pretrain`` names a source with images, each representation reads an engine of
+    ``density.engines``, and :func:`_check_train_sources` (which fills ``train.sources``).
     """
     _check(config, _default_schema() if schema is None else schema, [], "config")
     for path, check in SECTION_CHECKS.items():
@@ -227,6 +232,44 @@ def validate(
         if engine is not None and engine not in config["density"]["engines"]:
             raise ConfigError(
                 f"config key '{section}.engine': {engine!r} is not in density.engines"
+            )
+    _check_train_sources(config)
+
+
+def _check_train_sources(config: dict[str, Any]) -> None:
+    """Fill ``train.sources`` (default: every source that has all ``train.targets``) and check
+    that each target is a label column of some source and each train source has every target
+    (:func:`rhoflow.label_columns.label_columns`), so that no training job asks for a column
+    its labels table lacks."""
+    from rhoflow.label_columns import label_columns
+
+    train = config["train"]
+    labels, targets = train["labels"], train["targets"]
+    if labels != "source" and labels not in config["density"]["engines"]:
+        raise ConfigError(f"config key 'train.labels': {labels!r} is not in density.engines")
+    columns = {s["name"]: label_columns(s["format"], labels) for s in config["sources"]}
+    for i, target in enumerate(targets):
+        if not any(target in c for c in columns.values()):
+            raise ConfigError(
+                f"config key 'train.targets[{i}]': {target!r} is a label of no source with "
+                f"train.labels {labels!r} (see README \"Labels\")"
+            )
+    if train["sources"] is None:
+        train["sources"] = [name for name, c in columns.items() if set(targets) <= c]
+        if not train["sources"]:
+            raise ConfigError(
+                f"config key 'train.targets': no source has all of {targets} "
+                f"with train.labels {labels!r}"
+            )
+        return
+    for i, name in enumerate(train["sources"]):
+        if name not in columns:
+            raise ConfigError(f"config key 'train.sources[{i}]': {name!r} is not a source name")
+        lacking = [t for t in targets if t not in columns[name]]
+        if lacking:
+            raise ConfigError(
+                f"config key 'train.sources[{i}]': source {name!r} has no label {lacking} "
+                f"with train.labels {labels!r}"
             )
 
 

@@ -6,7 +6,7 @@ one per file), written from the best-validation checkpoint. :func:`property_tabl
 every run and a **train-mean baseline** (each test molecule predicted as the mean target of
 the split's train molecules) on the same test molecules, and lays the MAEs out like EDG's
 Table 1: one row per model after the baseline, one column per target in the papers' units
-(:data:`DISPLAY_UNITS`), targets in QM9's customary order (:data:`TARGET_NAMES`).
+(:data:`rhoflow.units.DISPLAY_UNITS`), targets in QM9's customary order (:data:`TARGET_NAMES`).
 
 The test molecules of a target are the split's ``test`` ids whose target is finite in the
 labels table (the molecules the trainer tests on). Every run must have been tested on exactly
@@ -47,7 +47,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from rhoflow.io import atomic_path
-from rhoflow.units import EV_PER_HARTREE
+from rhoflow.units import display_unit
 
 PREDICTIONS = "test_predictions.parquet"
 BASELINE = "train mean"
@@ -57,16 +57,6 @@ DELTA = "Δ % "
 """Prefix of the row (1 − MAE w/ EDG ÷ MAE w/o EDG) × 100 of a student (``Δ % edg-schnet``)."""
 STATS = ("mean", "std", "n_seeds")
 
-DISPLAY_UNITS = {
-    "Hartree": ("meV", EV_PER_HARTREE * 1000.0),
-    "eV": ("meV", 1000.0),
-    "D": ("D", 1.0),
-    "bohr^3": ("a0³", 1.0),
-    "bohr^2": ("a0²", 1.0),
-    "cal/(mol K)": ("cal/mol/K", 1.0),
-}
-"""Label unit (as :mod:`rhoflow.labels` writes it) → (the papers' unit, factor: display value =
-factor · label value). Other units are shown as they are."""
 
 TARGET_NAMES = {
     "source_alpha_bohr3": "α",
@@ -109,11 +99,6 @@ class Run:
         if match is None or len(path.parts) < 3:
             raise ValueError(f"{path}: not a run directory .../<model>/<target>/seed<k>")
         return cls(path.parent.parent.name, path.parent.name, int(match[1]), path)
-
-
-def display_unit(unit: str) -> tuple[str, float]:
-    """The papers' unit for a label unit and the factor converting to it."""
-    return DISPLAY_UNITS.get(unit, (unit, 1.0))
 
 
 def target_name(target: str) -> str:

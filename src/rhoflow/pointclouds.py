@@ -16,6 +16,10 @@ depend on the shard layout, and writes one per-molecule group
 (:class:`rhoflow.zarrgroup.MoleculeGroupWriter`) with ``points`` float32 ``[molecule, point,
 feature]`` (one molecule per inner chunk) and attributes ``features``, ``units``, ``settings``
 and ``source``; :func:`open_pointclouds` reads it back.
+
+Every function takes the completed ``pointclouds`` settings of
+``rhoflow/schemas/config.schema.yaml`` (less ``engine``), filled and checked once where the
+command enters the library (``rhoflow pointclouds``); nothing here checks them again.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from rhoflow.config import section_settings
 from rhoflow.ledger import LedgerRow, each_molecule
 from rhoflow.result import Grid
 from rhoflow.units import ANGSTROM_PER_BOHR
@@ -45,12 +48,6 @@ FEATURES: tuple[str, ...] = ("x", "y", "z", "density")
 
 UNITS: dict[str, str] = {"x": "angstrom", "y": "angstrom", "z": "angstrom", "density": "e/bohr^3"}
 """Units of :data:`FEATURES`."""
-
-def settings_with_defaults(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``settings`` checked against the schema's ``pointclouds`` section with its defaults
-    filled (without ``engine``); :class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a
-    bad key."""
-    return {k: v for k, v in section_settings("pointclouds", settings).items() if k != "engine"}
 
 
 def farthest_point_sampling(
@@ -74,22 +71,21 @@ def farthest_point_sampling(
 
 def point_cloud(
     density: Grid,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any],
     rng: np.random.Generator | int | None = None,
 ) -> np.ndarray:
     """``[n_points, 4]`` float32 point cloud (x, y, z in Å; ρ in e/bohr³) of a density grid
     (bohr geometry, e/bohr³); see the module docstring. ``rng`` defaults to ``seed``."""
-    s = settings_with_defaults(settings)
     values = np.asarray(density.values)
-    above = np.flatnonzero(values.reshape(-1) > float(s["threshold"]))
+    above = np.flatnonzero(values.reshape(-1) > float(settings["threshold"]))
     if above.size == 0:
-        raise ValueError(f"no grid point has density above {s['threshold']} e/bohr^3")
+        raise ValueError(f"no grid point has density above {settings['threshold']} e/bohr^3")
     ijk = np.stack(np.unravel_index(above, values.shape), axis=1)  # [M, 3]
     xyz_bohr = np.asarray(density.origin_bohr) + ijk * np.asarray(density.spacing_bohr)
     chosen = farthest_point_sampling(
-        xyz_bohr, int(s["n_points"]), s["seed"] if rng is None else rng
+        xyz_bohr, int(settings["n_points"]), settings["seed"] if rng is None else rng
     )
-    rows = chosen[np.arange(int(s["n_points"])) % len(chosen)]  # cyclic padding
+    rows = chosen[np.arange(int(settings["n_points"])) % len(chosen)]  # cyclic padding
     out = np.empty((len(rows), 4), dtype=np.float32)
     out[:, :3] = xyz_bohr[rows] * ANGSTROM_PER_BOHR
     out[:, 3] = values.reshape(-1)[above[rows]]
@@ -102,7 +98,7 @@ def molecule_seed(seed: int, mol_id: str) -> np.random.Generator:
 
 
 def build_shard(
-    store_path: str | Path, out_path: str | Path, settings: Mapping[str, Any] | None = None
+    store_path: str | Path, out_path: str | Path, settings: Mapping[str, Any]
 ) -> list[LedgerRow]:
     """Point clouds of every molecule of the density shard store ``store_path`` in one Zarr v3
     group at ``out_path`` (written atomically): ``points`` float32 [N, P, 4], ``ids`` [N].
@@ -111,16 +107,15 @@ def build_shard(
     returned as a ledger row."""
     from rhoflow.store.reader import open_store
 
-    s = settings_with_defaults(settings)
     store = open_store(store_path)
-    p = int(s["n_points"])
+    p = int(settings["n_points"])
     failures: list[LedgerRow] = []
 
     def compute(pos: int) -> np.ndarray:
-        seed = molecule_seed(int(s["seed"]), store.ids[pos])
-        return point_cloud(store.grid(pos, "density"), s, seed)
+        seed = molecule_seed(int(settings["seed"]), store.ids[pos])
+        return point_cloud(store.grid(pos, "density"), settings, seed)
 
-    attributes = {"features": list(FEATURES), "units": UNITS, "settings": dict(s),
+    attributes = {"features": list(FEATURES), "units": UNITS, "settings": dict(settings),
                   "source": str(store_path)}
     with MoleculeGroupWriter(out_path, FORMAT, attributes) as out:
         out.array(

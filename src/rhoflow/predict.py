@@ -258,7 +258,7 @@ def make_conformers(
     records: Sequence[Record], settings: Mapping[str, Any], workers: int = 1
 ) -> None:
     """Give every parsed record without coordinates a conformer (Å) with the ``conformers``
-    ``settings`` (complete, :func:`rhoflow.config.section_settings`), in place; a molecule the
+    ``settings`` (completed, :func:`rhoflow.config.section_settings`), in place; a molecule the
     stage cannot make one for gets its ledger row's reason and message as its failure."""
     import dataclasses
 
@@ -285,8 +285,8 @@ def predict_file(
     checkpoint: str | Path,
     input_path: str | Path,
     out: str | Path,
+    conformers: Mapping[str, Any],
     fmt: str | None = None,
-    conformers: Mapping[str, Any] | None = None,
     workers: int = 1,
 ) -> list[dict[str, str]]:
     """Predict every molecule of ``input_path`` with the run at ``checkpoint`` and write the
@@ -296,20 +296,17 @@ def predict_file(
         checkpoint: a run directory (its ``checkpoints/best.ckpt``) or a ``.ckpt`` file in one.
         input_path: SMILES list, SD file or XYZ file (:mod:`rhoflow.sources.generic`).
         out: the CSV to write.
+        conformers: the completed ``conformers`` config section, for records without
+            coordinates (:func:`rhoflow.config.section_settings`).
         fmt: ``smiles``, ``sdf`` or ``xyz``; None: from the extension (:data:`EXTENSIONS`).
-        conformers: the ``conformers`` config section for records without coordinates
-            (missing keys get the schema's defaults).
         workers: molecules given conformers at once.
 
     Raises :class:`PredictError` for an unusable checkpoint or input file only.
     """
-    from rhoflow.config import section_settings
-
     fmt = input_format(input_path, fmt)
-    settings = section_settings("conformers", conformers)
     model = TrainedModel.load(checkpoint)
     records = read_records(input_path, fmt)
-    make_conformers(records, settings, workers)
+    make_conformers(records, conformers, workers)
     ready = [r for r in records if r.molecule is not None]
     for record, value in zip(ready, model.predict([r.molecule for r in ready]), strict=True):
         if isinstance(value, Failure):

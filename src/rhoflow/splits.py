@@ -43,7 +43,7 @@ of its own SMILES; a molecule with an empty SMILES (bond orders unknown, see
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,8 @@ def split_sizes(
     counts: Sequence[int | None] | None = None,
     fmt: str | None = None,
 ) -> tuple[Sizes, bool]:
-    """Sizes for ``n`` molecules (module docstring) and whether they came from counts."""
+    """Sizes for ``n`` molecules (module docstring) and whether they came from counts;
+    ``fractions`` as the config checks them (three, ≥ 0, summing to 1)."""
     if counts is None and fmt in QM9_FORMATS and n >= QM9_FULL:
         counts = QM9_COUNTS
     if counts is not None:
@@ -90,8 +91,6 @@ def split_sizes(
         if n_train + n_val + (n_test or 0) > n:
             raise ValueError(f"split counts {list(counts)} exceed the {n} molecules")
         return (n_train, n_val, n_test), True
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"split fractions {list(fractions)} must be 3 values >= 0 summing to 1")
     n_val, n_test = (int(np.floor(f * n + 0.5)) for f in fractions[1:])
     return (n - n_val - n_test, n_val, None), False
 
@@ -146,26 +145,22 @@ def scaffold_split(smiles: Sequence[str], sizes: Sizes, seed: int) -> tuple[np.n
 def make_splits(
     ids: Sequence[str],
     smiles: Sequence[str],
-    settings: dict[str, Any] | None = None,
+    settings: Mapping[str, Any],
     *,
     source: str = "",
     fmt: str | None = None,
 ) -> pa.Table:
     """The split table of one source's molecules (module docstring), metadata included;
-    ``settings`` is the config ``splits`` section (missing keys take the schema's defaults)."""
-    from rhoflow.config import section_settings
-
-    s = section_settings("splits", settings)
-    method, seed, fractions, counts = s["method"], s["seed"], s["fractions"], s["counts"]
+    ``settings`` is the completed config ``splits`` section."""
+    method, seed = settings["method"], settings["seed"]
+    fractions, counts = settings["fractions"], settings["counts"]
     sizes, from_counts = split_sizes(len(ids), fractions, counts, fmt)
     columns: dict[str, Any] = {}
-    if method == "random":
-        codes = random_split(len(ids), sizes, seed)
-    elif method == "scaffold":
+    if method == "scaffold":
         codes, scaffolds = scaffold_split(smiles, sizes, seed)
         columns["scaffold"] = scaffolds
     else:
-        raise ValueError(f"unknown split method {method!r} (random, scaffold)")
+        codes = random_split(len(ids), sizes, seed)
     keep = np.flatnonzero(codes >= 0)
     names = np.array(SPLITS, dtype=object)
     table = pa.table(
@@ -194,10 +189,14 @@ def write_splits(path: str | Path, table: pa.Table) -> None:
 
 
 def build_splits(
-    tables: Sequence[str | Path], out: str | Path, source: str, fmt: str, settings: dict[str, Any]
+    tables: Sequence[str | Path],
+    out: str | Path,
+    source: str,
+    fmt: str,
+    settings: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Split one source's molecule tables into ``out`` with the config ``splits`` settings;
-    return the file's metadata."""
+    """Split one source's molecule tables into ``out`` with the completed config ``splits``
+    settings; return the file's metadata."""
     ids, smiles = read_source(tables)
     table = make_splits(ids, smiles, settings, source=source, fmt=fmt)
     write_splits(out, table)

@@ -17,3 +17,19 @@ KCAL_PER_MOL_PER_HARTREE = 627.5094740631
 
 DEBYE_PER_AU = 2.541746473
 """Debye per e·bohr (atomic unit of dipole moment)."""
+
+DISPLAY_UNITS = {
+    "Hartree": ("meV", EV_PER_HARTREE * 1000.0),
+    "eV": ("meV", 1000.0),
+    "D": ("D", 1.0),
+    "bohr^3": ("a0³", 1.0),
+    "bohr^2": ("a0²", 1.0),
+    "cal/(mol K)": ("cal/mol/K", 1.0),
+}
+"""Label unit (as :mod:`rhoflow.labels` writes it) → (the papers' unit, factor: display value =
+factor · label value). Other units are shown as they are."""
+
+
+def display_unit(unit: str) -> tuple[str, float]:
+    """The papers' unit for a label unit and the factor converting to it."""
+    return DISPLAY_UNITS.get(unit, (unit, 1.0))

@@ -57,6 +57,10 @@ marker) with ``voxels`` float16 ``[molecule, channel, x, y, z]`` (one molecule p
 and attributes ``channels``, ``units``, ``edge_angstrom``, ``resolution_angstrom``,
 ``box_points``, ``settings`` and ``source``. No rotation is applied when building shards.
 :func:`open_voxels` reads them back: ``open_voxels(path)[id]["voxels"]``.
+
+Every function takes the completed ``voxels`` settings of ``rhoflow/schemas/config.schema.yaml``
+(less ``engine``), filled and checked once where the command enters the library
+(``rhoflow voxels``); nothing here checks them again.
 """
 
 from __future__ import annotations
@@ -71,7 +75,6 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
-from rhoflow.config import section_settings
 from rhoflow.ledger import LedgerRow, each_molecule
 from rhoflow.result import Grid
 from rhoflow.units import ANGSTROM_PER_BOHR
@@ -100,24 +103,16 @@ VDW_RADII_ANGSTROM: dict[int, float] = {
 }  # fmt: skip
 """Bondi (1964) van der Waals radii (Å) by atomic number (B, Si: Mantina et al. 2009)."""
 
-def settings_with_defaults(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``settings`` checked against the schema's ``voxels`` section with its defaults filled
-    (without ``engine``); :class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad
-    key."""
-    return {k: v for k, v in section_settings("voxels", settings).items() if k != "engine"}
 
-
-def box_points(settings: Mapping[str, Any] | None = None) -> int:
+def box_points(settings: Mapping[str, Any]) -> int:
     """Points per box axis, ``round(edge / resolution)``."""
-    s = settings_with_defaults(settings)
-    return max(1, round(float(s["edge_angstrom"]) / float(s["resolution_angstrom"])))
+    return max(1, round(float(settings["edge_angstrom"]) / float(settings["resolution_angstrom"])))
 
 
-def box_offsets_angstrom(settings: Mapping[str, Any] | None = None) -> np.ndarray:
+def box_offsets_angstrom(settings: Mapping[str, Any]) -> np.ndarray:
     """Voxel-centre offsets from the box centre along one axis (Å), ``[D]``."""
-    s = settings_with_defaults(settings)
-    d = box_points(s)
-    return (np.arange(d) + 0.5 - d / 2) * float(s["resolution_angstrom"])
+    d = box_points(settings)
+    return (np.arange(d) + 0.5 - d / 2) * float(settings["resolution_angstrom"])
 
 
 def element_channel(atomic_numbers: np.ndarray) -> np.ndarray:
@@ -133,11 +128,11 @@ def random_rotation(rng: np.random.Generator | int | None) -> np.ndarray:
     return Rotation.random(random_state=np.random.default_rng(rng)).as_matrix()
 
 
-def window_points(settings: Mapping[str, Any] | None = None) -> int:
+def window_points(settings: Mapping[str, Any]) -> int:
     """Lattice points per axis of each atom's Gaussian window, ``2 ⌈2 σ / h⌉ + 1`` (5 by
     default: the nearest point ± 2, i.e. ± 2 σ at σ = h = 0.5 Å)."""
-    s = settings_with_defaults(settings)
-    return 2 * math.ceil(2 * float(s["sigma_angstrom"]) / float(s["resolution_angstrom"])) + 1
+    sigma, h = float(settings["sigma_angstrom"]), float(settings["resolution_angstrom"])
+    return 2 * math.ceil(2 * sigma / h) + 1
 
 
 class AtomGridder:
@@ -155,8 +150,8 @@ class AtomGridder:
     previous call wrote, never the whole buffer: the cost scales with the number of atoms.
     """
 
-    def __init__(self, settings: Mapping[str, Any] | None = None, batch_size: int = 1) -> None:
-        self.settings = settings_with_defaults(settings)
+    def __init__(self, settings: Mapping[str, Any], batch_size: int = 1) -> None:
+        self.settings = dict(settings)
         self.d = box_points(self.settings)
         self.k = window_points(self.settings)
         self.halo = self.k // 2
@@ -238,8 +233,8 @@ class AtomGridder:
 def atom_channels(
     atomic_numbers: np.ndarray,
     coords_bohr: np.ndarray,
+    settings: Mapping[str, Any],
     centre_bohr: np.ndarray | None = None,
-    settings: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """The 8 element channels ``[8, D, D, D]`` float32 (atoms per voxel) of one molecule, a
     new array. ``coords_bohr`` [n, 3] in bohr; the box is centred on ``centre_bohr`` (bohr;
@@ -247,7 +242,7 @@ def atom_channels(
     lies in the box. For many molecules use :class:`AtomGridder` (batches, reused buffer)."""
     coords = np.asarray(coords_bohr, dtype=np.float64).reshape(-1, 3) * ANGSTROM_PER_BOHR
     centre = None if centre_bohr is None else np.asarray(centre_bohr) * ANGSTROM_PER_BOHR
-    gridder = _cached_gridder(settings_with_defaults(settings))
+    gridder = _cached_gridder(settings)
     out = gridder([(np.asarray(atomic_numbers), coords)], None if centre is None else centre[None])
     return np.array(out[0])  # a contiguous copy
 
@@ -255,7 +250,7 @@ def atom_channels(
 _LOCAL = threading.local()
 
 
-def _cached_gridder(settings: dict[str, Any]) -> AtomGridder:
+def _cached_gridder(settings: Mapping[str, Any]) -> AtomGridder:
     """One batch-size-1 :class:`AtomGridder` per settings and thread, reused across calls."""
     cache: dict[tuple, AtomGridder] = _LOCAL.__dict__.setdefault("gridders", {})
     key = tuple(sorted(settings.items()))
@@ -337,7 +332,7 @@ def voxelize(
     atomic_numbers: np.ndarray,
     coords_bohr: np.ndarray,
     density: Grid | None,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any],
     rotation: np.ndarray | None = None,
 ) -> np.ndarray:
     """All :data:`CHANNELS` of one molecule, ``[C, D, D, D]`` float32 (see module docstring).
@@ -346,8 +341,7 @@ def voxelize(
     geometry), or None for zero density channels. ``rotation`` (3×3) rotates the molecule and
     its density about the centroid before voxelisation (see :func:`augment`).
     """
-    s = settings_with_defaults(settings)
-    d = box_points(s)
+    d = box_points(settings)
     numbers = np.asarray(atomic_numbers, dtype=np.int64).reshape(-1)
     coords = np.asarray(coords_bohr, dtype=np.float64).reshape(-1, 3)
     centre = coords.mean(axis=0) if len(coords) else np.zeros(3)
@@ -356,16 +350,16 @@ def voxelize(
         raise ValueError("rotation must be a 3×3 orthogonal matrix")
     rotated = (coords - centre) @ rot.T + centre  # x' = c + R (x - c), bohr
     out = np.zeros((len(CHANNELS), d, d, d), dtype=np.float32)
-    out[: len(ELEMENTS)] = atom_channels(numbers, rotated, centre, s)
+    out[: len(ELEMENTS)] = atom_channels(numbers, rotated, settings, centre)
     rel_angstrom = (rotated - centre) * ANGSTROM_PER_BOHR
-    out[len(ELEMENTS) + 2] = vdw_shape(numbers, rel_angstrom, s)
+    out[len(ELEMENTS) + 2] = vdw_shape(numbers, rel_angstrom, settings)
     if density is not None:
         spacing = np.asarray(density.spacing_bohr, dtype=np.float64)
         values = np.asarray(density.values, dtype=np.float32)
         gradient = np.gradient(values, *spacing)
         grad_norm = np.sqrt(sum(g.astype(np.float32) ** 2 for g in gradient))
-        h_bohr = float(s["resolution_angstrom"]) / ANGSTROM_PER_BOHR
-        mode = s["density_sampling"]
+        h_bohr = float(settings["resolution_angstrom"]) / ANGSTROM_PER_BOHR
+        mode = settings["density_sampling"]
         if mode == "auto":
             mode = "deposit" if float(spacing.max()) <= h_bohr else "interpolate"
         if mode == "deposit" and rotation is None:
@@ -385,14 +379,14 @@ def voxelize(
             weight = float(np.prod(spacing)) / h_bohr**3  # native cell / voxel volume
             rho, grad = _deposit([values, grad_norm], frac, d, weight)
         else:
-            axis_bohr = box_offsets_angstrom(s) / ANGSTROM_PER_BOHR
+            axis_bohr = box_offsets_angstrom(settings) / ANGSTROM_PER_BOHR
             mesh = np.stack(np.meshgrid(axis_bohr, axis_bohr, axis_bohr, indexing="ij"), axis=-1)
             # box point p' (rotated frame) samples the native grid at c + Rᵀ (p' - c)
             native = mesh.reshape(-1, 3) @ rot + centre  # [D³, 3] bohr
             frac = ((native - np.asarray(density.origin_bohr)) / spacing).T
             rho = _resample(values, frac, d)
             grad = _resample(grad_norm, frac, d)
-        if s["density_units"] == "e/angstrom^3":
+        if settings["density_units"] == "e/angstrom^3":
             rho /= ANGSTROM_PER_BOHR**3
             grad /= ANGSTROM_PER_BOHR**4
         out[len(ELEMENTS)] = rho
@@ -405,17 +399,16 @@ def augment(
     coords_bohr: np.ndarray,
     density: Grid | None,
     rng: np.random.Generator | int | None,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any],
 ) -> np.ndarray:
     """:func:`voxelize` after a uniformly random rotation about the centroid drawn from ``rng``
     (seed or Generator; the same seed gives the same rotation). For training-time use."""
     return voxelize(atomic_numbers, coords_bohr, density, settings, random_rotation(rng))
 
 
-def units(settings: Mapping[str, Any] | None = None) -> dict[str, str]:
+def units(settings: Mapping[str, Any]) -> dict[str, str]:
     """Units of each channel under ``settings``."""
-    s = settings_with_defaults(settings)
-    length = "bohr" if s["density_units"] == "e/bohr^3" else "angstrom"
+    length = "bohr" if settings["density_units"] == "e/bohr^3" else "angstrom"
     return {
         **{name: "atoms per voxel" for name in ELEMENTS},
         "density": f"e/{length}^3",
@@ -425,7 +418,7 @@ def units(settings: Mapping[str, Any] | None = None) -> dict[str, str]:
 
 
 def build_shard(
-    store_path: str | Path, out_path: str | Path, settings: Mapping[str, Any] | None = None
+    store_path: str | Path, out_path: str | Path, settings: Mapping[str, Any]
 ) -> list[LedgerRow]:
     """Voxelise every molecule of the density shard store ``store_path`` into one Zarr v3 group
     at ``out_path`` (written atomically): ``voxels`` float16 [N, C, D, D, D], ``ids`` [N].
@@ -433,27 +426,26 @@ def build_shard(
     A molecule that cannot be voxelised is left out and returned as a ledger row."""
     from rhoflow.store.reader import open_store
 
-    s = settings_with_defaults(settings)
     store = open_store(store_path)
-    d = box_points(s)
+    d = box_points(settings)
     f16_max = float(np.finfo(np.float16).max)
     failures: list[LedgerRow] = []
 
     def compute(pos: int) -> np.ndarray:
         numbers, coords = store.atoms(pos)
-        cube = voxelize(numbers, coords, store.grid(pos, "density"), s)
+        cube = voxelize(numbers, coords, store.grid(pos, "density"), settings)
         if not np.all(np.isfinite(cube)):
             raise ValueError("voxel grid has non-finite values")
         return np.clip(cube, -f16_max, f16_max).astype(np.float16)
 
     attributes = {
         "channels": list(CHANNELS),
-        "units": units(s),
-        "edge_angstrom": float(s["edge_angstrom"]),
-        "resolution_angstrom": float(s["resolution_angstrom"]),
+        "units": units(settings),
+        "edge_angstrom": float(settings["edge_angstrom"]),
+        "resolution_angstrom": float(settings["resolution_angstrom"]),
         "box_points": d,
         "box_centre": "centroid of the atom positions",
-        "settings": dict(s),
+        "settings": dict(settings),
         "source": str(store_path),
     }
     with MoleculeGroupWriter(out_path, FORMAT, attributes) as out:
@@ -464,7 +456,7 @@ def build_shard(
             ("molecule", "channel", "x", "y", "z"),
             "per channel, see channel_units",
             channels=list(CHANNELS),
-            channel_units=[units(s)[c] for c in CHANNELS],
+            channel_units=[units(settings)[c] for c in CHANNELS],
         )
         for _, mol_id, cube in each_molecule(store.ids, "voxels", compute, failures):
             out.add(mol_id, voxels=cube)

@@ -1,5 +1,6 @@
-# Helpers shared by the stage files: shell set-up, stage settings as params, the shard list
-# read from the shards checkpoint, and the final targets.
+# Helpers shared by the stage files: shell set-up, stage settings as params, the shard lists
+# read from the shards checkpoint's manifest, and the final targets. The wildcard `source` is a
+# config source's name everywhere.
 import json
 import shlex
 
@@ -18,15 +19,15 @@ LOGS = "logs"
 SHARD_PATTERN = r"[A-Za-z][A-Za-z0-9_]*-\d{5}"
 
 
-def settings(section):
-    """A config section as canonical JSON: the params that make its stage rerun on change."""
-    return json.dumps(config[section], sort_keys=True, separators=(",", ":"))
+def as_param(obj):
+    """``obj`` (settings) as canonical JSON: a rule's params, so changing it reruns the rule."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def source_settings():
-    """The sources without their paths (paths are inputs), as canonical JSON."""
-    entries = [{k: v for k, v in s.items() if k != "path"} for s in config["sources"]]
-    return json.dumps(entries, sort_keys=True, separators=(",", ":"))
+def without(section, key):
+    """A config mapping less one key that is an input, not a setting (a source's path, the
+    engine a representation reads)."""
+    return {k: v for k, v in section.items() if k != key}
 
 
 def source_inputs():
@@ -34,12 +35,20 @@ def source_inputs():
     return [storage.http(s["path"]) if is_url(s["path"]) else s["path"] for s in config["sources"]]
 
 
-def shard_names(wildcards=None):
-    """Shard names from the manifest written by the shards checkpoint."""
+def manifest():
+    """The shards of every source, from the manifest written by the shards checkpoint."""
     from rhoflow.shards import read_manifest
 
-    outdir = checkpoints.shards.get().output.outdir
-    return [s.shard for s in read_manifest(Path(outdir) / "manifest.tsv")]
+    return read_manifest(Path(checkpoints.shards.get().output.outdir) / "manifest.tsv")
+
+
+def shard_names(wildcards=None):
+    return [s.shard for s in manifest()]
+
+
+def shards_of(source):
+    """The shard names of one source."""
+    return [s.shard for s in manifest() if s.source == source]
 
 
 def shards_ledger(wildcards=None):
@@ -52,16 +61,12 @@ def shard_tables(wildcards=None):
 
 
 def source_shard_tables(wildcards):
-    """The shard molecule tables of one source (wildcard ``source``)."""
-    return [
-        f"{RESULTS}/shards/{shard}.parquet"
-        for shard in shard_names()
-        if shard.rsplit("-", 1)[0] == wildcards.source
-    ]
+    """The shard molecule tables of one source."""
+    return [f"{RESULTS}/shards/{shard}.parquet" for shard in shards_of(wildcards.source)]
 
 
 def source_format(wildcards):
-    """The format of one source (wildcard ``source``)."""
+    """The format of one source."""
     return next(s["format"] for s in config["sources"] if s["name"] == wildcards.source)
 
 
@@ -71,11 +76,6 @@ def conformer_tables(wildcards=None):
 
 def conformer_ledgers(wildcards=None):
     return expand(f"{RESULTS}/conformers/{{shard}}.ledger.tsv", shard=shard_names())
-
-
-def engine_settings(engine):
-    """One engine's completed settings (validated on load) as canonical JSON."""
-    return json.dumps(config["density"][engine], sort_keys=True, separators=(",", ":"))
 
 
 def density_stores(wildcards):
@@ -99,12 +99,6 @@ def all_density_ledgers(wildcards=None):
         for engine in config["density"]["engines"]
         for shard in shard_names()
     ]
-
-
-def representation_settings(section):
-    """A representation's settings without the engine it reads, as canonical JSON."""
-    chosen = {k: v for k, v in config[section].items() if k != "engine"}
-    return json.dumps(chosen, sort_keys=True, separators=(",", ":"))
 
 
 def representation_groups(wildcards=None, suffix=".zarr"):
@@ -140,40 +134,35 @@ def all_targets(wildcards=None):
 
 
 def source_conformer_tables(wildcards):
-    """The conformer tables (coordinates) of one source (wildcard ``dataset``)."""
-    return [
-        f"{RESULTS}/conformers/{shard}.parquet"
-        for shard in shard_names()
-        if shard.rsplit("-", 1)[0] == wildcards.dataset
-    ]
+    """The conformer tables (coordinates) of one source."""
+    return [f"{RESULTS}/conformers/{shard}.parquet" for shard in shards_of(wildcards.source)]
 
 
 def train_labels(wildcards):
     """The typed labels table training reads (config ``train.labels``)."""
     engine = config["train"]["labels"]
     if engine == "source":
-        return f"{RESULTS}/labels/{wildcards.dataset}.parquet"
+        return f"{RESULTS}/labels/{wildcards.source}.parquet"
     return f"{RESULTS}/density/{engine}/labels.parquet"
 
 
 def trainer_settings(wildcards):
-    """The trainer section with the run's seed, as canonical JSON."""
-    trainer = {**config["train"]["trainer"], "seed": int(wildcards.seed)}
-    return json.dumps(trainer, sort_keys=True, separators=(",", ":"))
+    """The trainer section with the run's seed."""
+    return as_param({**config["train"]["trainer"], "seed": int(wildcards.seed)})
 
 
 def model_settings(wildcards):
-    """One model's constructor arguments, as canonical JSON."""
-    return json.dumps(config["train"]["models"][wildcards.model], sort_keys=True)
+    """One model's constructor arguments."""
+    return as_param(config["train"]["models"][wildcards.model])
 
 
-def runs_of(dataset, lam=None):
+def runs_of(source, lam=None):
     """Test predictions of every configured (model, target, seed) of one source: the plain
     runs, or the EDG students at λ = ``lam``."""
     train = config["train"]
     model = "{model}" if lam is None else f"lambda{lam_name(lam)}/edg-{{model}}"
     return expand(
-        f"{RESULTS}/models/{dataset}/{model}/{{target}}/seed{{seed}}/test_predictions.parquet",
+        f"{RESULTS}/models/{source}/{model}/{{target}}/seed{{seed}}/test_predictions.parquet",
         model=sorted(train["models"]),
         target=train["targets"],
         seed=train["seeds"],
@@ -182,17 +171,17 @@ def runs_of(dataset, lam=None):
 
 def property_runs(wildcards):
     """The runs of one source's properties table: plain, and EDG students at edg.lambda."""
-    runs = runs_of(wildcards.dataset)
+    runs = runs_of(wildcards.source)
     if config["edg"]["pretrain"] is not None:
-        runs += runs_of(wildcards.dataset, config["edg"]["lambda"])
+        runs += runs_of(wildcards.source, config["edg"]["lambda"])
     return runs
 
 
 def lambda_sweep_runs(wildcards):
     """The runs of one source's λ-sweep table: plain, and EDG students at every λ."""
     lambdas = sorted({config["edg"]["lambda"], *config["edg"]["lambda_sweep"]})
-    return runs_of(wildcards.dataset) + [
-        run for lam in lambdas for run in runs_of(wildcards.dataset, lam)
+    return runs_of(wildcards.source) + [
+        run for lam in lambdas for run in runs_of(wildcards.source, lam)
     ]
 
 
@@ -204,19 +193,9 @@ def lam_name(lam):
 # --- EDG --------------------------------------------------------------------------------------
 
 
-def edg_settings(part):
-    """One part of the edg section (imageed, teacher) as canonical JSON."""
-    return json.dumps(config["edg"][part], sort_keys=True, separators=(",", ":"))
-
-
 def pretrain_image_groups(wildcards=None):
     """The render stage's image groups of the edg.pretrain source."""
-    pretrain = config["edg"]["pretrain"]
-    return [
-        f"{RESULTS}/render/{shard}.zarr"
-        for shard in shard_names()
-        if shard.rsplit("-", 1)[0] == pretrain
-    ]
+    return [f"{RESULTS}/render/{shard}.zarr" for shard in shards_of(config["edg"]["pretrain"])]
 
 
 def pretrain_split(wildcards=None):
@@ -224,20 +203,19 @@ def pretrain_split(wildcards=None):
 
 
 def source_structure_groups(wildcards):
-    """The structure-view groups of one source's conformer shards (wildcard ``dataset``)."""
+    """The structure-view groups of one source's conformer shards."""
     return [
-        f"{RESULTS}/render/structures/{shard}.zarr"
-        for shard in shard_names()
-        if shard.rsplit("-", 1)[0] == wildcards.dataset
+        f"{RESULTS}/render/structures/{shard}.zarr" for shard in shards_of(wildcards.source)
     ]
 
 
 def property_tables(wildcards=None):
-    """One result table per source when training is configured (and a λ-sweep table when
-    EDG sweeps λ)."""
-    if not (config["train"]["models"] and config["train"]["targets"]):
+    """One result table per train source (train.sources) when training is configured, and a
+    λ-sweep table when EDG sweeps λ."""
+    train = config["train"]
+    if not (train["models"] and train["targets"]):
         return []
-    tables = [f"{RESULTS}/tables/{s['name']}_properties.md" for s in config["sources"]]
+    tables = [f"{RESULTS}/tables/{source}_properties.md" for source in train["sources"]]
     if config["edg"]["pretrain"] is not None and config["edg"]["lambda_sweep"]:
-        tables += [f"{RESULTS}/tables/{s['name']}_edg_lambda.md" for s in config["sources"]]
+        tables += [f"{RESULTS}/tables/{source}_edg_lambda.md" for source in train["sources"]]
     return tables

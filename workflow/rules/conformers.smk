@@ -7,7 +7,7 @@ rule conformers:
     log:
         f"{LOGS}/conformers/{{shard}}.log",
     params:
-        settings=settings("conformers"),
+        settings=as_param(config["conformers"]),
     threads: config["conformers"]["threads"]
     resources:
         runtime=720,

@@ -1,5 +1,6 @@
 # One rule per configured engine (density_psi4, density_pyscf, density_xtb): each shard's
-# conformers into a Zarr shard store and a ledger; then one id index per engine.
+# conformers into a Zarr shard store and a ledger; then one id index per engine (store_index,
+# `rhoflow store index`).
 # (The shell command runs after the loop ends: it takes the engine from params, bound now.)
 DENSITY_RESOURCES = {
     "psi4": {"runtime": 1440, "mem_mb": 8000},
@@ -21,7 +22,7 @@ for engine in config["density"]["engines"]:
             f"{LOGS}/density/{engine}/{{shard}}.log",
         params:
             engine=engine,
-            settings=engine_settings(engine),
+            settings=as_param(config["density"][engine]),
             workers=config["density"]["workers"],
         threads: config["density"]["threads"]
         resources:
@@ -34,7 +35,7 @@ for engine in config["density"]["engines"]:
             " {input:q} {output.store:q} {output.ledger:q} > {log:q} 2>&1"
 
 
-rule density_index:
+rule store_index:
     input:
         density_stores,
     output:

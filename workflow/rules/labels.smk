@@ -25,9 +25,9 @@ rule labels_source:
     input:
         tables=source_conformer_tables,
     output:
-        f"{RESULTS}/labels/{{dataset}}.parquet",
+        f"{RESULTS}/labels/{{source}}.parquet",
     log:
-        f"{LOGS}/labels/{{dataset}}.log",
+        f"{LOGS}/labels/{{source}}.log",
     threads: 1
     resources:
         runtime=60,

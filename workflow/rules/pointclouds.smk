@@ -8,7 +8,7 @@ rule pointclouds:
     log:
         f"{LOGS}/pointclouds/{{shard}}.log",
     params:
-        settings=representation_settings("pointclouds"),
+        settings=as_param(without(config["pointclouds"], "engine")),
     threads: 1
     resources:
         runtime=120,

@@ -1,4 +1,6 @@
-# PyMOL RGB-D density images and structure images, per shard (+ ledger), and a report gallery.
+# PyMOL RGB-D density images and structure images, per shard (+ ledger), and a report gallery;
+# structure images alone of the conformers (no density needed: any source gets EDG teacher
+# features from them).
 rule render:
     input:
         lambda w: f"{RESULTS}/density/{config['render']['engine']}/{w.shard}.zarr",
@@ -8,7 +10,7 @@ rule render:
     log:
         f"{LOGS}/render/{{shard}}.log",
     params:
-        settings=json.dumps(config["render"]["settings"], sort_keys=True),
+        settings=as_param(without(config["render"], "engine")),
     threads: 1
     resources:
         runtime=240,
@@ -18,6 +20,27 @@ rule render:
     shell:
         "python -m rhoflow render build --settings {params.settings:q} {input:q} {output.store:q}"
         " --ledger {output.ledger:q} > {log:q} 2>&1"
+
+
+rule render_structures:
+    input:
+        f"{RESULTS}/conformers/{{shard}}.parquet",
+    output:
+        store=directory(f"{RESULTS}/render/structures/{{shard}}.zarr"),
+        ledger=f"{RESULTS}/render/structures/{{shard}}.ledger.tsv",
+    log:
+        f"{LOGS}/render/structures/{{shard}}.log",
+    params:
+        settings=as_param(without(config["render"], "engine")),
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=4000,
+    conda:
+        "../../envs/render.yaml"
+    shell:
+        "python -m rhoflow render structures --settings {params.settings:q} {input:q}"
+        " {output.store:q} --ledger {output.ledger:q} > {log:q} 2>&1"
 
 
 rule render_gallery:

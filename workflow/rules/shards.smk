@@ -6,8 +6,8 @@ checkpoint shards:
     log:
         f"{LOGS}/shards.log",
     params:
-        sources=source_settings(),
-        settings=settings("shards"),
+        sources=as_param([without(s, "path") for s in config["sources"]]),
+        settings=as_param(config["shards"]),
     threads: config["shards"]["threads"]
     resources:
         runtime=240,

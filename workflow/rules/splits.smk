@@ -8,7 +8,7 @@ rule splits:
     log:
         f"{LOGS}/splits/{{source}}.log",
     params:
-        settings=settings("splits"),
+        settings=as_param(config["splits"]),
         format=source_format,
     threads: 1
     resources:

@@ -5,11 +5,11 @@ rule train_property:
     input:
         tables=source_conformer_tables,
         labels=train_labels,
-        split=f"{RESULTS}/splits/{{dataset}}.parquet",
+        split=f"{RESULTS}/splits/{{source}}.parquet",
     output:
-        f"{RESULTS}/models/{{dataset}}/{{model}}/{{target}}/seed{{seed}}/test_predictions.parquet",
+        f"{RESULTS}/models/{{source}}/{{model}}/{{target}}/seed{{seed}}/test_predictions.parquet",
     log:
-        f"{LOGS}/models/{{dataset}}/{{model}}/{{target}}/seed{{seed}}.log",
+        f"{LOGS}/models/{{source}}/{{model}}/{{target}}/seed{{seed}}.log",
     params:
         settings=trainer_settings,
         model_kwargs=model_settings,

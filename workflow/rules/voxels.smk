@@ -8,7 +8,7 @@ rule voxels:
     log:
         f"{LOGS}/voxels/{{shard}}.log",
     params:
-        settings=representation_settings("voxels"),
+        settings=as_param(without(config["voxels"], "engine")),
     threads: 1
     resources:
         runtime=120,

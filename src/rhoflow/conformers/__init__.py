@@ -52,8 +52,6 @@ from rhoflow.molecule import Molecule
 from rhoflow.parallel import Failure, StageFailure, run_isolated
 
 STAGE = "conformers"
-METHODS = ("source", "etkdg")
-REOPTIMIZERS = ("auto", "none", "mindo3", "xtb")
 
 _ENGINE_MODULES = {"mindo3": "rhoflow.conformers.mindo3", "xtb": "rhoflow.conformers.xtb"}
 
@@ -61,13 +59,13 @@ _ENGINE_MODULES = {"mindo3": "rhoflow.conformers.mindo3", "xtb": "rhoflow.confor
 def generate_shard(
     molecules: list[Molecule], settings: dict[str, Any], workers: int = 1
 ) -> tuple[list[Molecule], list[LedgerRow]]:
-    """Give every molecule coordinates (Å) per ``settings``; return (molecules, ledger rows).
+    """Give every molecule coordinates (Å) per ``settings`` (the completed ``conformers``
+    section); return (molecules, ledger rows).
 
     Output keeps input order minus failures; each failure is one ``LedgerRow`` of stage
     ``"conformers"``, in input order. ``workers`` molecules are processed at once, one thread
     each. ``source`` without re-optimisation only copies coordinates and runs in-process.
     """
-    _check_settings(settings)
     settings = {**settings, "reoptimize": resolve_reoptimize(settings)}
     outcomes: dict[int, dict[str, Any] | Failure] = {}
     todo: list[int] = []
@@ -287,10 +285,3 @@ def _versions(engine: Any) -> dict[str, str]:
     return versions
 
 
-def _check_settings(settings: dict[str, Any]) -> None:
-    if settings["method"] not in METHODS:
-        raise ValueError(f"conformers.method must be one of {METHODS}, got {settings['method']!r}")
-    if settings["reoptimize"] not in REOPTIMIZERS:
-        raise ValueError(
-            f"conformers.reoptimize must be one of {REOPTIMIZERS}, got {settings['reoptimize']!r}"
-        )

@@ -1,8 +1,9 @@
 """Density engines: molecules with coordinates + settings → densities on regular grids.
 
-Every engine takes a plain settings dict (``density.<engine>`` of
-``workflow/schemas/config.schema.yaml``: every key with its type, default, unit and meaning;
-unknown keys are errors) and returns, per molecule, a :class:`DensityResult`: the total density
+Every engine takes its completed settings (the ``density.<engine>`` section of
+``rhoflow/schemas/config.schema.yaml``: every key with its type, default, unit and meaning), filled
+and checked once where the command enters the library (:func:`rhoflow.config.section_settings`),
+and returns, per molecule, a :class:`DensityResult`: the total density
 (e/bohr³) on a grid in bohr (:mod:`rhoflow.density.grid`), the ESP (Hartree/e) where the engine
 gives one, labels (energies in Hartree, keys with units), physical checks
 (:mod:`rhoflow.density.checks`) and provenance. A molecule that fails becomes a
@@ -47,28 +48,21 @@ PARSE_GRACE_S = 60.0
 
 @dataclass(frozen=True)
 class Engine:
-    """One density engine: its settings validator and per-molecule function."""
+    """One density engine: its per-molecule function and, where it has one, its check of what
+    the schema cannot say about its settings."""
 
     name: str
-    validate: Callable[[Mapping[str, Any]], dict[str, Any]]
     run: Callable[..., DensityResult]
     takes_scratch: bool
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
 
 ENGINES: dict[str, Engine] = {
-    "psi4": Engine("psi4", psi4_engine.validate, psi4_engine.run, True),
-    "pyscf": Engine("pyscf", pyscf_engine.validate, pyscf_engine.run, False),
-    "xtb": Engine("xtb", xtb_engine.validate, xtb_engine.run, True),
+    "psi4": Engine("psi4", psi4_engine.run, True),
+    "pyscf": Engine("pyscf", pyscf_engine.run, False, pyscf_engine.check_settings),
+    "xtb": Engine("xtb", xtb_engine.run, True),
 }
 """Engines by config name."""
-
-
-def validate_settings(engine: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``settings`` checked and completed with the engine's defaults from the schema
-    (``ValueError`` naming the key if bad)."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown density engine {engine!r} (known: {', '.join(ENGINES)})")
-    return ENGINES[engine].validate(settings)
 
 
 def _run_one(
@@ -89,19 +83,23 @@ def iter_shard(
 ) -> Iterator[DensityResult | LedgerRow]:
     """Yield one :class:`DensityResult` or :class:`LedgerRow` per molecule, in input order.
 
-    Each molecule runs in its own forked worker (``workers`` at once, ``threads`` each) with a
-    wall-time limit of ``settings['timeout_s']`` for the engine plus
-    :data:`PARSE_GRACE_S`. Results stream out as they complete, so only about ``workers``
-    grids are held at a time. Bad settings raise ``ValueError`` before anything runs.
+    ``settings`` is the engine's completed section (module docstring). Each molecule runs in its
+    own forked worker (``workers`` at once, ``threads`` each) with a wall-time limit of
+    ``settings['timeout_s']`` for the engine plus :data:`PARSE_GRACE_S`. Results stream out as
+    they complete, so only about ``workers`` grids are held at a time. The engine's own check
+    (PySCF parses an xc ``method``) raises ``ValueError`` before any molecule runs.
     """
-    checked = validate_settings(engine, settings)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown density engine {engine!r} (known: {', '.join(ENGINES)})")
     spec = ENGINES[engine]
+    if spec.check is not None:
+        spec.check(settings)
     with tempfile.TemporaryDirectory(prefix=f"rhoflow-{engine}-") as scratch:
-        fn = functools.partial(_run_one, spec, checked, threads, scratch)
+        fn = functools.partial(_run_one, spec, settings, threads, scratch)
         outcomes = run_isolated(
             fn,
             molecules,
-            timeout_s=float(checked["timeout_s"]) + PARSE_GRACE_S,
+            timeout_s=float(settings["timeout_s"]) + PARSE_GRACE_S,
             workers=workers,
             desc=f"{engine} densities",
             threads_per_worker=threads,
@@ -120,5 +118,4 @@ __all__ = [
     "Engine",
     "Grid",
     "iter_shard",
-    "validate_settings",
 ]

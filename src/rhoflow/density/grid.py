@@ -1,7 +1,7 @@
 """Where the density is sampled: regular axis-aligned grids in bohr.
 
 Two constructions, chosen by the engine setting ``grid`` (the grid settings, their defaults and
-units: ``$defs/density_engine`` in ``workflow/schemas/config.schema.yaml``):
+units: ``$defs/density_engine`` in ``src/rhoflow/schemas/config.schema.yaml``):
 
 ``cubeprop`` (spacing + overage, the psi4/EDBench grid)
     psi4 1.3.2 ``CubicScalarGrid::build_grid`` reproduced exactly, per axis k: take the
@@ -115,11 +115,9 @@ def box_grid(
 
 
 def grid_for(coords_bohr: np.ndarray, settings: dict[str, Any]) -> GridSpec:
-    """The grid validated engine settings ask for (``grid`` and its keys)."""
-    kind = settings["grid"]
-    if kind == "cubeprop":
-        return cubeprop_grid(coords_bohr, settings["spacing_bohr"], settings["overage_bohr"])
-    if kind == "box":
+    """The grid completed engine settings ask for (``grid``: ``cubeprop`` or ``box``, and its
+    keys)."""
+    if settings["grid"] == "box":
         return box_grid(coords_bohr, settings["box_points"], settings["box_edge_bohr"],
                         settings["box_margin_bohr"])
-    raise ValueError(f"unknown grid {kind!r}")
+    return cubeprop_grid(coords_bohr, settings["spacing_bohr"], settings["overage_bohr"])

@@ -17,7 +17,8 @@ cube values are written with six significant digits (``%12.5E``).
 Nothing user-given enters the input unchecked: the method and basis must match the schema's
 strict patterns and every number is formatted here.
 
-Settings: ``density.psi4`` of ``workflow/schemas/config.schema.yaml``, filled by :func:`validate`.
+Settings: the ``density.psi4`` section of ``rhoflow/schemas/config.schema.yaml``, complete (filled
+and checked once where the command enters the library).
 """
 
 from __future__ import annotations
@@ -29,13 +30,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rhoflow.config import section_settings
 from rhoflow.density.checks import check_electron_count, density_checks
 from rhoflow.density.common import (
     annotate_functional,
@@ -68,16 +67,8 @@ BOX_NUDGE = 1e-9
 """Relative shrink of the overage passed for box grids so psi4's ceil lands on n − 1 steps."""
 
 
-def validate(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``settings`` checked against the schema with its defaults filled, the method lower-cased
-    (:class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad key)."""
-    s = section_settings(f"density.{NAME}", settings)
-    s["method"] = s["method"].lower()
-    return s
-
-
 def _is_hf(method: str) -> bool:
-    return method in ("hf", "scf")
+    return method.lower() in ("hf", "scf")
 
 
 def psi4_reference(method: str, reference: str, multiplicity: int) -> str:

@@ -21,7 +21,9 @@ ESP (Hartree/e), ``esp``:
            psi4's cubeprop ESP is made this way.
 ``none``   no ESP.
 
-Settings: ``density.pyscf`` of ``workflow/schemas/config.schema.yaml``, filled by :func:`validate`.
+Settings: the ``density.pyscf`` section of ``rhoflow/schemas/config.schema.yaml``, complete (filled
+and checked once where the command enters the library); :func:`check_settings` adds the one check
+the schema cannot make.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from rhoflow.config import section_settings
 from rhoflow.density.checks import check_electron_count, density_checks
 from rhoflow.density.common import (
     annotate_functional,
@@ -60,21 +61,20 @@ BLOCK_BYTES = 64 * 1024**2
 _POPLE_CARTESIAN = re.compile(r"^(3-21|6-31)(\+{0,2})g", re.IGNORECASE)
 
 
-def validate(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``settings`` checked against the schema with its defaults filled and an xc ``method``
-    parsed by PySCF (:class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad key)."""
-    s = section_settings(f"density.{NAME}", settings)
-    if not _is_hf(s["method"]):
-        from pyscf.dft import libxc
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the key unless an xc ``method`` of the completed settings
+    parses with PySCF's libxc (the schema cannot know PySCF's functionals)."""
+    if _is_hf(settings["method"]):
+        return
+    from pyscf.dft import libxc
 
-        try:
-            libxc.parse_xc(s["method"])
-        except (KeyError, ValueError) as exc:
-            raise ValueError(
-                f"config key 'density.{NAME}.method': {s['method']!r} is not a PySCF xc "
-                f"functional: {exc}"
-            ) from exc
-    return s
+    try:
+        libxc.parse_xc(settings["method"])
+    except (KeyError, ValueError) as exc:
+        raise ValueError(
+            f"config key 'density.{NAME}.method': {settings['method']!r} is not a PySCF xc "
+            f"functional: {exc}"
+        ) from exc
 
 
 def _is_hf(method: str) -> bool:

@@ -27,8 +27,9 @@ def build_density_shard(
     workers: int = 1,
     threads: int = 1,
 ) -> tuple[int, int]:
-    """Run ``engine`` over the molecules of ``shard`` (a molecule table); write the Zarr shard
-    store at ``store`` (atomically) and the failures to ``ledger``. Returns (stored, failed).
+    """Run ``engine`` with its completed ``settings`` (the ``density.<engine>`` section) over the
+    molecules of ``shard`` (a molecule table); write the Zarr shard store at ``store``
+    (atomically) and the failures to ``ledger``. Returns (stored, failed).
 
     ``workers`` molecules run at once with ``threads`` threads each.
     """

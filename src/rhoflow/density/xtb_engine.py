@@ -18,7 +18,8 @@ density with bare nuclear charges gives no meaningful potential, and xtb's own E
 grid property. Labels: total and electronic energy (Hartree), HOMO/LUMO (xtb's marked
 orbitals), gap, dipole (Debye).
 
-Settings: ``density.xtb`` of ``workflow/schemas/config.schema.yaml``, filled by :func:`validate`.
+Settings: the ``density.xtb`` section of ``rhoflow/schemas/config.schema.yaml``, complete (filled
+and checked once where the command enters the library).
 """
 
 from __future__ import annotations
@@ -31,13 +32,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rhoflow.config import section_settings
 from rhoflow.density.checks import check_electron_count, density_checks
 from rhoflow.density.common import (
     coords_angstrom,
@@ -62,12 +61,6 @@ METHOD_NAMES = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB"}
 ORTHONORMALITY_TOLERANCE = 1e-6
 _LIBCINT_COMMON = {0: 1.0 / (2.0 * math.sqrt(math.pi)), 1: math.sqrt(3.0 / (4.0 * math.pi))}
 """libcint's angular prefactors of s and p functions (d and higher: 1)."""
-
-
-def validate(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``settings`` checked against the schema with its defaults filled
-    (:class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad key)."""
-    return section_settings(f"density.{NAME}", settings)
 
 
 def valence_electrons(z: int) -> int:

@@ -1,6 +1,7 @@
 """EDG end to end (Xiang et al., "Electron Density-enhanced Molecular Geometry Learning").
 
-The chain, one rule each (``workflow/rules/edg.smk``), settings in the ``edg`` config section:
+The chain, one rule each (``workflow/rules/edg.smk``; ``render_structures`` in ``render.smk``
+and ``evaluate_lambda`` in ``evaluate.smk``), settings in the ``edg`` config section:
 
 =====================  =====================================================================
 rule                   what it writes
@@ -20,37 +21,50 @@ rule                   what it writes
 ``teacher_features``   ``results/edg/teacher_features/<source>.zarr``: EDP(teacher(S)) of
                        every molecule of a source
 ``train_edg``          ``results/models/<source>/lambda<λ>/edg-<model>/<target>/seed<k>/``:
-                       a student (:mod:`rhoflow.edg.distill`), a run directory like
-                       ``train_property``'s
+                       a student (``rhoflow edg student``, :func:`train_student`), a run
+                       directory like ``train_property``'s
 ``evaluate_lambda``    ``results/tables/<source>_edg_lambda.{csv,md,png}``: the λ sweep
 =====================  =====================================================================
 
 The properties table (``evaluate_property``) gains the rows ``edg-<model>`` (at ``edg.lambda``)
 and ``Δ % edg-<model>`` = (1 − MAE w/ EDG ÷ MAE w/o EDG) × 100 per target.
 
-Python: :func:`train_imageed`, :func:`train_teacher`, :func:`write_model_features`,
-:func:`contact_sheet`, :class:`DistillationTask`; command line: ``rhoflow edg …`` and
-``rhoflow train --teacher … --teacher-features … --lambda …``.
+The package composes the trainer (:mod:`rhoflow.train`), which knows nothing of it:
+:mod:`~rhoflow.edg.tasks` (ImageEDTask, TeacherTask, DistillationTask),
+:mod:`~rhoflow.edg.data` (ImageDataModule, EDGDataModule), :mod:`~rhoflow.edg.modelfile`
+(model.pt), :mod:`~rhoflow.edg.features` (features groups and their extraction),
+:mod:`~rhoflow.edg.sheet` (the contact sheet) and :mod:`~rhoflow.edg.drivers`
+(:func:`train_imageed`, :func:`train_teacher`, :func:`train_student`, each ending in
+:func:`rhoflow.train.fit.fit_and_test`). Command line: ``rhoflow edg imageed | teacher |
+features | student``.
 """
 
-from rhoflow.edg.distill import DistillationTask, EDGDataModule
-from rhoflow.edg.features import features_by_id, read_features, write_features
-from rhoflow.edg.pretrain import (
-    contact_sheet,
-    load_model,
-    train_imageed,
-    train_teacher,
+from rhoflow.edg.data import EDGDataModule, ImageDataModule
+from rhoflow.edg.drivers import train_imageed, train_student, train_teacher
+from rhoflow.edg.features import (
+    features_by_id,
+    read_features,
+    write_features,
     write_model_features,
 )
+from rhoflow.edg.modelfile import load_model, load_predictor, save_model
+from rhoflow.edg.sheet import contact_sheet
+from rhoflow.edg.tasks import DistillationTask, ImageEDTask, TeacherTask
 
 __all__ = [
     "DistillationTask",
     "EDGDataModule",
+    "ImageDataModule",
+    "ImageEDTask",
+    "TeacherTask",
     "contact_sheet",
     "features_by_id",
     "load_model",
+    "load_predictor",
     "read_features",
+    "save_model",
     "train_imageed",
+    "train_student",
     "train_teacher",
     "write_features",
     "write_model_features",

@@ -1,9 +1,13 @@
-"""Images of a split file's molecules, from the render stage's image groups, for ImageED and
-the teacher: uint8 arrays as stored (the models normalise), batched by ``default_collate``.
+"""EDG's DataModules, over the data layer's readers.
 
-An item is ``{"images": uint8 [V, C, S, S], "index": int, "id": str}`` plus ``"features"``
-float32 [F] (the ImageED features the teacher learns) when a features group is given; a batch
-stacks them (``images`` [B, V, C, S, S]).
+:class:`ImageDataModule`: images of a split file's molecules, from the render stage's image
+groups, for ImageED and the teacher: uint8 arrays as stored (the models normalise), batched by
+``default_collate``. An item is ``{"images": uint8 [V, C, S, S], "index": int, "id": str}`` plus
+``"features"`` float32 [F] (the ImageED features the teacher learns) when a features group is
+given; a batch stacks them (``images`` [B, V, C, S, S]).
+
+:class:`EDGDataModule`: the students' geometry data, whose molecules carry the teacher's
+features (``features`` [B, F] in a batch; NaN rows for molecules without).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from torch.utils.data import Dataset, default_collate
 
 from rhoflow.edg.features import features_by_id
 from rhoflow.splits import SPLITS
-from rhoflow.train.data import SplitLoaders
+from rhoflow.train.data import GeometryDataModule, GeometryDataset, SplitLoaders
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +112,31 @@ class ImageDataModule(SplitLoaders):
             if not ids:
                 raise ValueError(f"no {name} molecule of {self.split_path} has {self.array}")
             self.datasets[name] = ImageDataset(images, self.array, ids, features)
+
+
+class EDGDataModule(GeometryDataModule):
+    """:class:`rhoflow.train.data.GeometryDataModule` whose molecules carry the teacher's
+    features (``features`` [F] per item; NaN for a molecule the group lacks).
+
+    Args:
+        features: the dataset's teacher features group (``teacher_features``).
+        *args, **kwargs: as :class:`GeometryDataModule`.
+    """
+
+    def __init__(self, features: str | Path, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.features_path = Path(features)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "teacher_features": str(self.features_path)}
+
+    def load_inputs(
+        self, ids: dict[str, list[str]], y: dict[str, np.ndarray]
+    ) -> dict[str, GeometryDataset]:
+        out = super().load_inputs(ids, y)
+        for name in SPLITS:
+            d = out[name]
+            out[name] = GeometryDataset(
+                d.geometries, d.y, features_by_id(self.features_path, d.ids)
+            )
+        return out

@@ -1,9 +1,15 @@
-"""Models predicting one scalar per molecule from atomic numbers and coordinates (Å).
+"""The networks: plain ``torch.nn.Module``s, one per file, built here and trained elsewhere.
 
-All share one interface: ``forward(z [N], pos [N, 3], batch [N]) -> [B]`` and
-``forward_with_embedding(z, pos, batch) -> ([B], [B, hidden_channels])``, with the attribute
-``hidden_channels`` the embedding size. SchNet, DimeNet++ and ViSNet are PyG's, run on
-:func:`rhoflow.models.radius.radius_graph`; EGNN is rhoflow's.
+:data:`MODELS` registers the **geometry models**, which predict one scalar per molecule from
+atomic numbers and coordinates (Å) and share one interface: ``forward(z [N], pos [N, 3],
+batch [N]) -> [B]`` and ``forward_with_embedding(z, pos, batch) -> ([B], [B,
+hidden_channels])``, with the attribute ``hidden_channels`` the embedding size. SchNet,
+DimeNet++ and ViSNet are PyG's, run on :func:`rhoflow.models.radius.radius_graph`; EGNN is
+rhoflow's. ``rhoflow train`` and ``train.models`` name them.
+
+A method's own networks live here too, one file each, and are registered by the method that
+trains them: EDG's image models (:mod:`~rhoflow.models.imageed`,
+:mod:`~rhoflow.models.ed_teacher`) in :func:`rhoflow.edg.modelfile.model_classes`.
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@ ray-marched depth channel (EDG §3.3) and ball-and-stick structures (EDG §3.5).
 
 :func:`build_shard` renders one density store into an image store,
 :func:`build_structure_shard` the structure views of a molecule table (no density needed);
-:func:`export_pngs` writes one molecule's images as PNG files. Settings: :data:`DEFAULTS`.
+:func:`export_pngs` writes one molecule's images as PNG files. Settings are the config's
+``render`` section, complete (``rhoflow.config.section_settings("render", ...)``, as the
+``rhoflow render`` commands fill it), less ``engine``.
 """
 
-from rhoflow.render.pymol_scene import DEFAULTS, resolve_settings
 from rhoflow.render.store import (
     build_shard,
     build_structure_shard,
@@ -16,11 +17,9 @@ from rhoflow.render.store import (
 )
 
 __all__ = [
-    "DEFAULTS",
     "build_shard",
     "build_structure_shard",
     "export_gallery",
     "export_pngs",
     "open_images",
-    "resolve_settings",
 ]

@@ -16,22 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from rhoflow.config import section_settings
 from rhoflow.cube import write_cube
 from rhoflow.elements import MAX_Z_ENGINES, SYMBOLS
 from rhoflow.render.depth import depth_to_uint8, march_depth
 from rhoflow.result import Grid
 from rhoflow.units import ANGSTROM_PER_BOHR
-
-
-def resolve_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``settings`` checked against the schema's ``render.settings`` with its defaults filled;
-    :class:`~rhoflow.config.ConfigError`, a ``ValueError``, names a bad key."""
-    return section_settings("render.settings", settings)
-
-
-DEFAULTS: dict[str, Any] = resolve_settings()
-"""The rendering settings' defaults (from the schema, the single source)."""
 
 
 def write_pdb(path: Path, atomic_numbers: np.ndarray, coords_bohr: np.ndarray) -> None:
@@ -176,16 +165,17 @@ def render_density_views(
     coords_bohr: np.ndarray,
     density: Grid,
     esp: Grid | None,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any],
 ) -> np.ndarray:
-    """Density isosurface coloured by the ESP, one image per density view.
+    """Density isosurface coloured by the ESP, one image per density view (``settings``: the
+    config's ``render`` section, complete, less ``engine``).
 
     Returns uint8 ``[n_views, 4, size, size]``: RGB then depth (see
     :mod:`rhoflow.render.depth` for the z-buffer convention; ``depth_mode: alpha`` gives the
     PNG alpha channel of a render with a transparent background instead). Without an ESP the
     surface is grey. A density that never reaches ``iso_level`` (no surface) raises ValueError.
     """
-    s = resolve_settings(settings)
+    s = settings
     if not np.nanmax(density.values, initial=-np.inf) >= float(s["iso_level"]):
         level = s["iso_level"]
         raise ValueError(f"the density never reaches the isosurface level {level} e/bohr^3")
@@ -216,10 +206,10 @@ def render_structure_views(
     cmd: Any,
     atomic_numbers: np.ndarray,
     coords_bohr: np.ndarray,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any],
 ) -> np.ndarray:
     """Ball-and-stick images, one per structure view: uint8 ``[n_views, 3, size, size]``."""
-    s = resolve_settings(settings)
+    s = settings
     size = int(s["size"])
     views = s["structure_views"]
     out = np.zeros((len(views), 3, size, size), dtype=np.uint8)

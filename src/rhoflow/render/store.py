@@ -10,8 +10,8 @@ Layout of ``<out>.zarr`` (:class:`rhoflow.zarrgroup.MoleculeGroupWriter`: writte
   or the PNG alpha channel with ``depth_mode: alpha``);
 - ``structure_images``: uint8 ``[molecule, structure_view, rgb, y, x]``, RGB;
 - ``ids``: ``[molecule]`` molecule ids (row order);
-- attrs: ``format`` (``rhoflow-images``), ``settings`` (the resolved
-  :data:`rhoflow.render.pymol_scene.DEFAULTS`), ``source`` (the density store path),
+- attrs: ``format`` (``rhoflow-images``), ``settings`` (the config's ``render`` section it was
+  rendered with, complete, less ``engine``), ``source`` (the density store path),
   ``channels``, ``depth_convention``, ``timing_s`` (per-molecule render seconds).
 
 :func:`open_images` reads them back: ``open_images(path)[id]["density_images"]``.
@@ -33,7 +33,6 @@ from rhoflow.render.pymol_scene import (
     pymol_session,
     render_density_views,
     render_structure_views,
-    resolve_settings,
 )
 from rhoflow.store.reader import open_store
 from rhoflow.units import ANGSTROM_PER_BOHR
@@ -53,12 +52,13 @@ DEPTH_CONVENTION = {
 
 
 def build_shard(
-    store_path: str | Path, out_path: str | Path, settings: Mapping[str, Any] | None = None
+    store_path: str | Path, out_path: str | Path, settings: Mapping[str, Any]
 ) -> list[LedgerRow]:
     """Render every molecule of the density store ``store_path`` into the image group
-    ``out_path`` (replaced atomically). A molecule PyMOL cannot render is left out and
-    returned as a ledger row."""
-    s = resolve_settings(settings)
+    ``out_path`` (replaced atomically) with ``settings`` (the config's ``render`` section,
+    complete, less ``engine``). A molecule PyMOL cannot render is left out and returned as a
+    ledger row."""
+    s = dict(settings)
     store = open_store(store_path)
     size = int(s["size"])
     n_dens, n_struct = len(s["density_views"]), len(s["structure_views"])
@@ -109,7 +109,7 @@ def build_shard(
 
 
 def build_structure_shard(
-    table_path: str | Path, out_path: str | Path, settings: Mapping[str, Any] | None = None
+    table_path: str | Path, out_path: str | Path, settings: Mapping[str, Any]
 ) -> list[LedgerRow]:
     """Render the structure views of every molecule of a molecule table (the conformer
     stage's shards: coordinates in Å, no density needed) into an image group ``out_path`` with
@@ -117,7 +117,7 @@ def build_structure_shard(
     PyMOL cannot render is left out and returned as a ledger row (stage ``render_structures``)."""
     import pyarrow.parquet as pq
 
-    s = resolve_settings(settings)
+    s = dict(settings)
     size = int(s["size"])
     table = pq.read_table(table_path, columns=["id", "atomic_numbers", "coords_angstrom"])
     ids = table["id"].to_pylist()

@@ -192,13 +192,6 @@ class ShardStore:
             provenance=meta["provenance"],
         )
 
-    def map(self, fn: Any, field: str = "density", partition_size: int = 100) -> Any:
-        """Dask bag of ``fn(DataArray)`` over every molecule (see
-        :meth:`rhoflow.store.dataset.Dataset.map`)."""
-        from rhoflow.store.dataset import Dataset
-
-        return Dataset.from_shards([self.path]).map(fn, field, partition_size)
-
 
 def open_store(path: str | Path) -> ShardStore:
     """Open one finished shard store; raises :class:`IncompleteStoreError` for anything

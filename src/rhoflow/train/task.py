@@ -1,38 +1,47 @@
-"""Tasks: what training means. :class:`EpochTask` holds what every task shares (optimiser,
-epoch-wise schedule); :class:`PropertyTask` is property regression.
+""":class:`EpochTask`: what every rhoflow task shares, whatever it learns.
 
-:class:`PropertyTask` wraps a plain model (``model(z, pos, batch) -> [B]``, built elsewhere) and
-holds the loss, metrics, optimiser and schedule, as torchmd-net's ``LNNP``. The model learns the
-normalised target (:class:`rhoflow.train.normalize.TargetScaler`, fitted on the train split);
-metrics and predictions are in the label's unit. One model per target, as EDG and Geom3D train
-QM9.
+A task (a LightningModule, as torchmd-net's ``LNNP``) wraps a plain model built elsewhere and
+holds what training means: losses, metrics, optimiser and schedule. Every task keeps its
+metrics in ``self.metrics`` (a ``ModuleDict`` of torchmetrics, named ``<stage>_<what>``:
+``train_loss``, ``val_mae``, ``test_l_mp``) and updates them in its steps; this base logs them.
 
-Logged once per epoch, after validation (so every value of epoch k is in the log before that
-epoch's checkpoint is written): ``train_loss`` (mean L1 on normalised targets), ``val_mae``
-(label unit), ``lr``; ``test_mae`` (label unit) when testing.
+Once per epoch, after validation (so every value of epoch k is in the log before that epoch's
+checkpoint is written), it logs every updated ``train_*`` and ``val_*`` metric, ``lr``,
+``epoch_time_s`` (wall time of the epoch: training and validation, s) and
+``molecules_per_s`` (training molecules per second of that time), steps the learning-rate
+schedule on ``monitor`` and writes one line to the ``rhoflow.train`` log, whether or not a
+progress bar is shown::
+
+    epoch 3/30: train_loss 0.412, val_mae 51.2 meV, lr 1.00e-03, 4.1 s, 97.0 molecules/s
+
+Test metrics (``test_*``) are logged once, at the end of the test epoch. Epochs count from 0
+(metrics.csv, ``best_epoch``); the log line counts from 1.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanAbsoluteError, MeanMetric
 
-from rhoflow.train.normalize import TargetScaler
+log = logging.getLogger("rhoflow.train")
 
 
 class EpochTask(L.LightningModule):
-    """What every rhoflow task shares: AdamW over the trainable parameters (a frozen module
-    is not optimised) and the learning-rate schedule of the ``train`` settings, stepped once
-    per epoch after validation on the task's monitored value.
+    """AdamW over the trainable parameters (a frozen module is not optimised), the trainer
+    settings' learning-rate schedule stepped once per epoch after validation on
+    :attr:`monitor`, and the per-epoch logging of ``self.metrics`` (module docstring).
 
     Args:
-        settings: the trainer settings (lr, weight_decay, scheduler, lr_factor, lr_patience,
-            lr_min, max_epochs are used here).
+        settings: the completed trainer settings (lr, weight_decay, scheduler, lr_factor,
+            lr_patience, lr_min, max_epochs are used here).
+
+    ``scheduler: none`` keeps the learning rate at ``lr`` for the whole run.
     """
 
     monitor = "val_mae"
@@ -41,6 +50,65 @@ class EpochTask(L.LightningModule):
     def __init__(self, settings: dict) -> None:
         super().__init__()
         self.settings = settings
+        self.metrics = nn.ModuleDict()
+        self._epoch_start = time.perf_counter()
+        self._epoch_molecules = 0
+
+    # --- hooks every task shares --------------------------------------------------------
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start, self._epoch_molecules = time.perf_counter(), 0
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        self._epoch_molecules += len(batch["index"])
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            for name, metric in self.metrics.items():
+                if name.startswith("val_"):
+                    metric.reset()
+            return
+        monitored = self.metrics[self.monitor].compute()
+        values = {}
+        for name, metric in self.metrics.items():
+            if name.startswith(("train_", "val_")) and metric.update_count:
+                values[name] = float(metric.compute())
+                self.log(name, metric)
+        lr = self.optimizers().param_groups[0]["lr"]
+        elapsed = time.perf_counter() - self._epoch_start
+        rate = self._epoch_molecules * self.trainer.world_size / elapsed
+        self.log("lr", lr, sync_dist=True)
+        self.log("epoch_time_s", elapsed, sync_dist=True)
+        self.log("molecules_per_s", rate, sync_dist=True)
+        self._step_scheduler(monitored)
+        if self.trainer.is_global_zero:
+            shown = ", ".join(self.format_metric(k, v) for k, v in sorted(values.items()))
+            log.info(
+                "epoch %d/%d: %s, lr %.2e, %.1f s, %.1f molecules/s",
+                self.current_epoch + 1,
+                self.trainer.max_epochs,
+                shown,
+                lr,
+                elapsed,
+                rate,
+            )
+
+    def on_test_epoch_end(self) -> None:
+        for name, metric in self.metrics.items():
+            if name.startswith("test_") and metric.update_count:
+                self.log(name, metric)
+
+    def format_metric(self, name: str, value: float) -> str:
+        """How the epoch log line shows a metric (a task may add its unit)."""
+        return f"{name} {value:.4g}"
+
+    def finish_test(self, run_dir: Path, data: Any, summary: dict[str, Any]) -> dict[str, Any]:
+        """Called on every rank after the best checkpoint's test (rhoflow.train.fit_and_test):
+        write the task's test outputs into ``run_dir`` (rank 0) and return the run's summary.
+        The base writes nothing."""
+        return summary
+
+    # --- optimiser and schedule ---------------------------------------------------------
 
     def _step_scheduler(self, monitored: Tensor) -> None:
         # Stepped here, before the checkpoint of this epoch is written (Lightning would step it
@@ -76,75 +144,3 @@ class EpochTask(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.monitor},
         }
-
-
-class PropertyTask(EpochTask):
-    """L1 regression of one per-molecule property.
-
-    Args:
-        model: ``model(z [N], pos [N, 3] Å, batch [N]) -> [B]``.
-        scaler: target normalisation fitted on the train split.
-        target: the labels column (recorded in the checkpoint's hyperparameters).
-        unit: the target's unit (recorded too).
-        settings: the ``train`` config section (lr, weight_decay, scheduler, lr_factor,
-            lr_patience, lr_min, max_epochs are used here).
-    """
-
-    def __init__(
-        self, model: nn.Module, scaler: TargetScaler, target: str, unit: str, settings: dict
-    ) -> None:
-        super().__init__(settings)
-        self.save_hyperparameters({"target": target, "unit": unit, "settings": settings})
-        self.model, self.scaler = model, scaler
-        self.train_loss = MeanMetric()
-        self.val_mae = MeanAbsoluteError().set_dtype(torch.float64)
-        self.test_mae = MeanAbsoluteError().set_dtype(torch.float64)
-        self.test_outputs: list[tuple[Tensor, Tensor, Tensor]] = []
-        self.test_predictions: dict[str, np.ndarray] | None = None
-
-    def forward(self, z: Tensor, pos: Tensor, batch: Tensor) -> Tensor:
-        """Predictions [B] in the label's unit (float64)."""
-        return self.scaler.denormalize(self.model(z, pos, batch), z, batch)
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        out = self.model(batch["z"], batch["pos"], batch["batch"]).float()  # out: [B]
-        target = self.scaler.normalize(batch["y"], batch["z"], batch["batch"]).float()
-        loss = torch.nn.functional.l1_loss(out, target)
-        self.train_loss.update(loss.detach(), weight=len(target))
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.val_mae.update(self(batch["z"], batch["pos"], batch["batch"]), batch["y"])
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            self.val_mae.reset()
-            return
-        val_mae = self.val_mae.compute()
-        self.log("val_mae", self.val_mae)
-        self.log("train_loss", self.train_loss)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], sync_dist=True)
-        self._step_scheduler(val_mae)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        prediction = self(batch["z"], batch["pos"], batch["batch"])
-        self.test_mae.update(prediction, batch["y"])
-        self.test_outputs.append((batch["index"], batch["y"], prediction))
-        self.log("test_mae", self.test_mae, batch_size=len(prediction))
-
-    def on_test_epoch_start(self) -> None:
-        self.test_outputs, self.test_predictions = [], None
-
-    def on_test_epoch_end(self) -> None:
-        index, truth, prediction = (torch.cat(t) for t in zip(*self.test_outputs, strict=True))
-        if self.trainer.world_size > 1:  # every rank sees a padded share: gather, drop repeats
-            index, truth, prediction = (
-                self.all_gather(t).flatten() for t in (index, truth, prediction)
-            )
-        index, first = np.unique(index.cpu().numpy(), return_index=True)
-        self.test_predictions = {
-            "index": index,
-            "truth": truth.cpu().numpy()[first],
-            "prediction": prediction.cpu().numpy()[first],
-        }
-        self.test_outputs = []
