@@ -247,3 +247,33 @@ def test_forces_exist_and_train(name):
     grad.pow(2).mean().backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_mean_readout_divides_the_sum_by_the_atoms(name):
+    z, pos, batch, _ = molecule_batch()
+    atoms = torch.bincount(batch).float()  # [B]
+    out = {}
+    for readout in ("sum", "mean"):
+        torch.manual_seed(0)  # the same weights: the readout has no parameters
+        model = build_model(name, **TINY[name], readout=readout).eval()
+        with torch.no_grad():
+            out[readout] = model.forward_with_embedding(z, pos, batch)
+    (y_sum, h_sum), (y_mean, h_mean) = out["sum"], out["mean"]
+    torch.testing.assert_close(h_mean * atoms[:, None], h_sum, rtol=1e-5, atol=1e-5)
+    if name != "egnn":  # EGNN's prediction is a network of its pooled embedding
+        torch.testing.assert_close(y_mean * atoms, y_sum, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="readout 'add'"):
+        build_model(name, **TINY[name], readout="add")
+
+
+def test_default_readout_by_the_targets_kind():
+    from rhoflow.train.normalize import default_readout
+
+    for intensive in ("source_gap_hartree", "gap_hartree", "source_homo_hartree",
+                      "lumo_hartree", "source_mu_debye", "source_homo_lumo_gap_ev",
+                      "source_gasteiger_dipole_debye"):  # fmt: skip
+        assert default_readout(intensive) == "mean", intensive
+    for extensive in ("source_u0_hartree", "final_energy_hartree", "source_alpha_bohr3",
+                      "source_mmff94_energy_kcal_per_mol", "source_zpve_hartree"):  # fmt: skip
+        assert default_readout(extensive) == "sum", extensive

@@ -304,7 +304,8 @@ def test_cli_trains_a_registered_model(dataset, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["unit"] == "D" and summary["test_mae"] > 0
     config = json.loads((out / "config.json").read_text())
-    assert config["model"] == {"name": "schnet", "kwargs": schnet}
+    # no readout given: a dipole norm is intensive, so the mean (recorded)
+    assert config["model"] == {"name": "schnet", "kwargs": {**schnet, "readout": "mean"}}
     assert config["train"]["scheduler"] == "cosine" and config["train"]["lr"] == 5e-4  # default
     assert config["normalization"]["atomref"] == {}  # a dipole is not extensive
     assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (out / "checkpoints").iterdir()}

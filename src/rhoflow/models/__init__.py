@@ -29,8 +29,13 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_model(name: str, **kwargs) -> nn.Module:
-    """The model registered as ``name`` (a key of :data:`MODELS`), built with ``kwargs``."""
+def model_class(name: str) -> type[nn.Module]:
+    """The model class registered as ``name`` (a key of :data:`MODELS`)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    return MODELS[name](**kwargs)
+    return MODELS[name]
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """The model registered as ``name`` (a key of :data:`MODELS`), built with ``kwargs``."""
+    return model_class(name)(**kwargs)

@@ -11,6 +11,7 @@ from torch_geometric.nn.models.dimenet import OutputPPBlock
 from torch_geometric.utils import scatter
 
 from rhoflow.models.radius import radius_graph
+from rhoflow.models.readout import check_readout
 
 
 def triplets(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, ...]:
@@ -68,6 +69,10 @@ class DimeNetPlusPlus(pyg_models.DimeNetPlusPlus):
         act: activation, a name or a callable. (default: "swish")
         output_initializer: initialisation of the output layers, ``"zeros"`` or
             ``"glorot_orthogonal"``. (default: "zeros")
+        readout: pooling of atoms into molecules, ``"sum"`` or ``"mean"``; rhoflow's trainer
+            picks it by the target when a run does not name it (sum for extensive energies,
+            mean for intensive properties, :func:`rhoflow.train.normalize.default_readout`).
+            (default: "sum")
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class DimeNetPlusPlus(pyg_models.DimeNetPlusPlus):
         num_output_layers: int = 3,
         act: str | Callable = "swish",
         output_initializer: str = "zeros",
+        readout: str = "sum",
     ) -> None:
         super().__init__(
             hidden_channels=hidden_channels,
@@ -107,6 +113,7 @@ class DimeNetPlusPlus(pyg_models.DimeNetPlusPlus):
             output_initializer=output_initializer,
         )
         self.hidden_channels = hidden_channels
+        self.readout = check_readout(readout)
 
     @staticmethod
     def angles(pos: Tensor, idx_i: Tensor, idx_j: Tensor, idx_k: Tensor) -> Tensor:
@@ -138,9 +145,10 @@ class DimeNetPlusPlus(pyg_models.DimeNetPlusPlus):
     ) -> tuple[Tensor, Tensor]:
         """Prediction [B] and embedding [B, hidden_channels] of each molecule.
 
-        The embedding is the sum, over the output blocks and the atoms of the molecule, of the
-        atom features each output block reads (the rbf-gated messages summed per atom, before
-        the block's up-projection); the prediction sums the output blocks' atom outputs.
+        The embedding is the sum over the output blocks, pooled over the atoms of the molecule
+        with ``readout``, of the atom features each output block reads (the rbf-gated messages
+        summed per atom, before the block's up-projection); the prediction pools the output
+        blocks' summed atom outputs the same way.
 
         Args:
             z: [N] atomic numbers.
@@ -162,8 +170,8 @@ class DimeNetPlusPlus(pyg_models.DimeNetPlusPlus):
             x = interaction_block(x, rbf, sbf, idx_kj, idx_ji)
             P_block, t_block = self.output_block(block, x, rbf, i, num_nodes)
             P, t = P + P_block, t + t_block  # P: [N, 1], t: [N, H]
-        embedding = scatter(t, batch, dim=0, reduce="sum")  # [B, H]
-        return scatter(P, batch, dim=0, reduce="sum").squeeze(-1), embedding
+        embedding = scatter(t, batch, dim=0, reduce=self.readout)  # [B, H]
+        return scatter(P, batch, dim=0, reduce=self.readout).squeeze(-1), embedding
 
     def forward(self, z: Tensor, pos: Tensor, batch: Tensor) -> Tensor:
         """Prediction [B] of each molecule from atomic numbers z [N], coordinates pos [N, 3]

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from rhoflow.models.radius import radius_graph
+from rhoflow.models.readout import check_readout
 
 
 def sum_at(values: Tensor, index: Tensor, num: int) -> Tensor:
@@ -96,6 +97,10 @@ class EGNN(nn.Module):
             paper's fully connected graph. (default: None)
         max_num_neighbors: most neighbours per atom, the nearest kept; ``None`` for no limit.
             (default: None)
+        readout: pooling of atoms into molecules, ``"sum"`` or ``"mean"``; rhoflow's trainer
+            picks it by the target when a run does not name it (sum for extensive energies,
+            mean for intensive properties, :func:`rhoflow.train.normalize.default_readout`).
+            (default: "sum")
     """
 
     def __init__(
@@ -107,12 +112,14 @@ class EGNN(nn.Module):
         max_z: int = 100,
         cutoff: float | None = None,
         max_num_neighbors: int | None = None,
+        readout: str = "sum",
     ) -> None:
         super().__init__()
         H = hidden_channels
         self.hidden_channels = hidden_channels
         self.cutoff = cutoff
         self.max_num_neighbors = max_num_neighbors
+        self.readout = check_readout(readout)
         self.embedding = nn.Embedding(max_z, H)
         self.layers = nn.ModuleList(
             EGNNLayer(H, attention, update_coords) for _ in range(num_layers)
@@ -125,8 +132,9 @@ class EGNN(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Prediction [B] and embedding [B, hidden_channels] of each molecule.
 
-        The embedding is the per-atom decoder's output summed over the atoms of the molecule,
-        the input of the molecule decoder that gives the prediction.
+        The embedding is the per-atom decoder's output pooled over the atoms of the molecule
+        with ``readout`` (the paper sums), the input of the molecule decoder that gives the
+        prediction.
 
         Args:
             z: [N] atomic numbers.
@@ -139,6 +147,9 @@ class EGNN(nn.Module):
             h, x = layer(h, x, edge_index)
         num_molecules = int(batch.max()) + 1
         embedding = sum_at(self.node_decoder(h), batch, num_molecules)  # [B, H]
+        if self.readout == "mean":
+            atoms = torch.bincount(batch, minlength=num_molecules).clamp(min=1)  # [B]
+            embedding = embedding / atoms[:, None]
         return self.graph_decoder(embedding).squeeze(-1), embedding
 
     def forward(self, z: Tensor, pos: Tensor, batch: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ from torch import Tensor
 from torch_geometric.nn import models as pyg_models
 
 from rhoflow.models.radius import radius_graph
+from rhoflow.models.readout import check_readout
 
 
 class RadiusInteractionGraph(torch.nn.Module):
@@ -49,7 +50,10 @@ class SchNet(pyg_models.SchNet):
             (default: 10.0)
         max_num_neighbors: most neighbours per atom within ``cutoff``, the nearest kept.
             (default: 32)
-        readout: pooling of atoms into molecules, ``"add"`` or ``"mean"``. (default: "add")
+        readout: pooling of atoms into molecules, ``"sum"`` or ``"mean"``; rhoflow's trainer
+            picks it by the target when a run does not name it (sum for extensive energies,
+            mean for intensive properties, :func:`rhoflow.train.normalize.default_readout`).
+            (default: "sum")
     """
 
     def __init__(
@@ -60,7 +64,7 @@ class SchNet(pyg_models.SchNet):
         num_gaussians: int = 50,
         cutoff: float = 10.0,
         max_num_neighbors: int = 32,
-        readout: str = "add",
+        readout: str = "sum",
     ) -> None:
         super().__init__(
             hidden_channels=hidden_channels,
@@ -70,7 +74,7 @@ class SchNet(pyg_models.SchNet):
             cutoff=cutoff,
             interaction_graph=RadiusInteractionGraph(cutoff, max_num_neighbors),
             max_num_neighbors=max_num_neighbors,
-            readout=readout,
+            readout="add" if check_readout(readout) == "sum" else "mean",
         )
         self.max_num_neighbors = max_num_neighbors
 
@@ -80,7 +84,7 @@ class SchNet(pyg_models.SchNet):
         """Prediction [B] and embedding [B, hidden_channels] of each molecule.
 
         The embedding is the atom features after the last interaction block, pooled with
-        ``readout`` (a sum by default); the prediction pools the output MLP applied to those
+        ``readout``; the prediction pools the output MLP applied to those
         same atom features.
 
         Args:

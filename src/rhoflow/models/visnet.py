@@ -8,6 +8,7 @@ from torch_geometric.nn import models as pyg_models
 from torch_geometric.utils import scatter
 
 from rhoflow.models.radius import radius_graph
+from rhoflow.models.readout import check_readout
 
 
 class RadiusDistance(torch.nn.Module):
@@ -62,7 +63,10 @@ class ViSNet(pyg_models.ViSNet):
         max_num_neighbors: most neighbours per atom within ``cutoff``, its self-loop
             included, the nearest kept. (default: 32)
         vertex: use the vertex-geometric variant of the message passing. (default: False)
-        reduce_op: pooling of atoms into molecules, ``"sum"`` or ``"mean"``. (default: "sum")
+        readout: pooling of atoms into molecules, ``"sum"`` or ``"mean"``; rhoflow's trainer
+            picks it by the target when a run does not name it (sum for extensive energies,
+            mean for intensive properties, :func:`rhoflow.train.normalize.default_readout`).
+            (default: "sum")
     """
 
     def __init__(
@@ -79,7 +83,7 @@ class ViSNet(pyg_models.ViSNet):
         cutoff: float = 5.0,
         max_num_neighbors: int = 32,
         vertex: bool = False,
-        reduce_op: str = "sum",
+        readout: str = "sum",
     ) -> None:
         super().__init__(
             lmax=lmax,
@@ -94,7 +98,7 @@ class ViSNet(pyg_models.ViSNet):
             cutoff=cutoff,
             max_num_neighbors=max_num_neighbors,
             vertex=vertex,
-            reduce_op=reduce_op,
+            reduce_op=check_readout(readout),
         )
         self.representation_model.distance = RadiusDistance(cutoff, max_num_neighbors)
         self.hidden_channels = hidden_channels
@@ -105,7 +109,7 @@ class ViSNet(pyg_models.ViSNet):
         """Prediction [B] and embedding [B, hidden_channels] of each molecule.
 
         The embedding is the scalar atom features x returned by the representation model
-        (after its final layer norm), pooled with ``reduce_op`` (a sum by default); the
+        (after its final layer norm), pooled with ``readout``; the
         prediction pools the gated equivariant output head applied to x and the vector
         features.
 

@@ -37,6 +37,18 @@ def is_extensive(target: str) -> bool:
     return bool(EXTENSIVE.search(target))
 
 
+INTENSIVE = re.compile(r"(^|_)(homo|lumo|gap|mu|dipole)(_|$)")
+"""Target names of intensive properties: frontier orbital energies, gaps, dipole norms."""
+
+
+def default_readout(target: str) -> str:
+    """The atom pooling of a model that learns ``target`` when a run does not name one:
+    ``mean`` for intensive properties (:data:`INTENSIVE`: HOMO, LUMO, gap, dipole norm; the
+    value does not grow with the molecule), ``sum`` otherwise (energies and other extensive
+    properties)."""
+    return "mean" if INTENSIVE.search(target) else "sum"
+
+
 def fit_atomrefs(counts: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-element references [E] minimising ``|counts @ ref - y|²``.
 

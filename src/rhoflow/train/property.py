@@ -15,6 +15,7 @@ builds the geometry DataModule from molecule tables, labels and a split file fir
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from torchmetrics import MeanAbsoluteError, MeanMetric
 from rhoflow.io import write_parquet
 from rhoflow.train.data import GeometryDataModule, SplitDataModule
 from rhoflow.train.fit import fit_and_test
-from rhoflow.train.normalize import TargetScaler, is_extensive
+from rhoflow.train.normalize import TargetScaler, default_readout, is_extensive
 from rhoflow.train.task import EpochTask
 from rhoflow.units import display_unit
 
@@ -196,6 +197,10 @@ def train_property(
     resume when the run directory has a ``checkpoints/last.ckpt``. Returns the run's summary
     (target, unit, best_epoch, val_mae, test_mae).
 
+    A model that takes a ``readout`` and is not given one pools its atoms as the target's kind
+    asks (:func:`rhoflow.train.normalize.default_readout`: sum for energies, mean for HOMO,
+    LUMO, gap, dipole); the choice is recorded with the model's arguments in config.json.
+
     Args:
         run_dir: the run directory (created).
         data: the DataModule (e.g. :class:`GeometryDataModule`); its batch size, workers and
@@ -212,11 +217,14 @@ def train_property(
     data.setup("fit")
     scaler = fit_scaler(data, settings["atomref"])
     if isinstance(model, str):
-        from rhoflow.models import build_model
+        from rhoflow.models import model_class
 
-        name, network = model, build_model(model, **model_kwargs)
+        name, builder = model, model_class(model)
     else:
-        name, network = f"{model.__module__}.{model.__qualname__}", model(**model_kwargs)
+        name, builder = f"{model.__module__}.{model.__qualname__}", model
+    if "readout" not in model_kwargs and "readout" in inspect.signature(builder).parameters:
+        model_kwargs["readout"] = default_readout(data.target)
+    network = builder(**model_kwargs)
     config = {
         "train": settings,
         "model": {"name": name, "kwargs": model_kwargs},
