@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
+import subprocess
 import threading
 
 import pytest
 import yaml
-from conftest import FAST_CONFORMERS, REPO, planned_rules, run_snakemake
+from conftest import FAST_CONFORMERS, REPO, planned_rules, run_snakemake, snakemake_command
 
 from rhoflow.ledger import read_ledger
 from rhoflow.molecule import read_molecules
@@ -121,3 +123,37 @@ def test_source_path_may_be_an_http_url(tmp_path):
         server.shutdown()
     molecules = read_molecules(workdir / "results/shards/web-00000.parquet")
     assert [m.id for m in molecules] == ["web:water", "web:formaldehyde"]
+
+
+def test_rules_run_with_the_python_that_runs_snakemake(tmp_path):
+    """`.venv/bin/snakemake` without an activated venv: no `python` of the venv on PATH, no
+    PYTHONPATH; the rules still find the venv's Python (before: `python: command not found`
+    or another Python without the packages, in a rule log only)."""
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({"sources": [{"name": "w", "format": "smiles",
+                                     "path": str(REPO / "resources/demo/molecules.smi")}]})
+    )  # fmt: skip
+    env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        snakemake_command(tmp_path, "--cores", "1", "--until", "shards"),
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert read_molecules(tmp_path / "results/shards/w-00000.parquet")
+
+
+def test_missing_packages_stop_the_run_naming_them(monkeypatch):
+    from rhoflow import environment
+    from rhoflow.config import load_schema, validate
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate(config, load_schema(), workdir=REPO)
+    needed = environment.required_modules(config)  # the demo: engines, render, training
+    assert {"tqdm", "pyscf", "xtb", "pymol", "torch", "lightning"} <= set(needed)
+    environment.check_environment(config)  # this venv has them all
+    monkeypatch.setattr(environment, "TRAIN", (*environment.TRAIN, "rhoflow_no_such_package"))
+    lacks = "lacks rhoflow_no_such_package.*make env"
+    with pytest.raises(environment.MissingPackages, match=lacks):
+        environment.check_environment(config)
+    config["train"]["targets"], config["edg"]["pretrain"] = [], None  # no training planned
+    environment.check_environment(config)

@@ -4,14 +4,24 @@
 import json
 import shlex
 
-from rhoflow.config import is_url
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-# Rules call `python -m rhoflow`; the library is found on PYTHONPATH in any environment
-# (the project venv, or a per-rule conda env from envs/).
+from rhoflow.config import is_url
+from rhoflow.environment import check_environment
+
+# Rules call `python -m rhoflow`; the library is found on PYTHONPATH in any environment (the
+# project venv, or a per-rule conda env from envs/). Without conda envs, `python` is the one
+# that runs Snakemake (so `.venv/bin/snakemake` needs no activated venv), checked now for the
+# packages the planned rules import.
+PYTHON_BIN = ""
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    check_environment(config)
+    PYTHON_BIN = "export PATH=" + shlex.quote(str(Path(sys.executable).parent)) + ":$PATH; "
 shell.prefix(
     "set -euo pipefail; export PYTHONPATH="
     + shlex.quote(str(Path(workflow.basedir) / "src"))
     + '${{PYTHONPATH:+:$PYTHONPATH}}; '
+    + PYTHON_BIN
 )
 
 RESULTS = "results"
