@@ -223,32 +223,31 @@ def cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _property_run(args: argparse.Namespace, train: Any, *extra: Any) -> int:
+    """A property run on geometry data (the arguments of :func:`_geometry_run_args`):
+    ``train(out, tables, labels, split, target, model, model_kwargs, settings, *extra)``."""
     from rhoflow.config import section_settings
-    from rhoflow.train import train_geometry
 
     settings = section_settings("train.trainer", args.settings)
     _torch_threads(args.threads)
-    summary = train_geometry(
+    summary = train(
         args.out, args.tables, args.labels, args.split, args.target, args.model,
-        args.model_kwargs, settings,
+        args.model_kwargs, settings, *extra,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rhoflow.train import train_geometry
+
+    return _property_run(args, train_geometry)
 
 
 def cmd_edg_student(args: argparse.Namespace) -> int:
-    from rhoflow.config import section_settings
     from rhoflow.edg import train_student
 
-    settings = section_settings("train.trainer", args.settings)
-    _torch_threads(args.threads)
-    summary = train_student(
-        args.out, args.tables, args.labels, args.split, args.target, args.model,
-        args.model_kwargs, settings, args.teacher, args.teacher_features, args.lam,
-    )  # fmt: skip
-    print(json.dumps(summary, indent=2))
-    return 0
+    return _property_run(args, train_student, args.teacher, args.teacher_features, args.lam)
 
 
 def cmd_edg_imageed(args: argparse.Namespace) -> int:
