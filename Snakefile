@@ -27,6 +27,7 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     shard=SHARD_PATTERN,
     source=r"[A-Za-z][A-Za-z0-9_]*",
+    engine=r"[a-z][a-z0-9]*",
     model=r"[a-z0-9+]+",
     target=r"[a-z][a-z0-9_]*",
     seed=r"\d+",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from rhoflow import density
 from rhoflow.cli import main
 from rhoflow.config import section_schema, section_settings
 from rhoflow.cube import read_cube, write_cube
-from rhoflow.density import ENGINES, iter_shard, psi4_engine, pyscf_engine, xtb_engine
+from rhoflow.density import ENGINES, gto_grid, iter_shard, psi4_engine, pyscf_engine, xtb_engine
 from rhoflow.density.grid import box_grid, cubeprop_grid
 from rhoflow.ledger import LedgerRow
 from rhoflow.molecule import Molecule, write_molecules
@@ -167,12 +168,70 @@ def test_pyscf_esp_matches_independent_integrals_and_density_fitting():
     assert np.abs(fitted - exact).max() < 5e-3
 
 
+@pytest.mark.parametrize(("basis", "cart"), [("6-31g**", True), ("cc-pvtz", False)])
+def test_separable_density_matches_pyscf_numint(monkeypatch, basis, cart):
+    """Cartesian and spherical functions up to f, general contractions, both block shapes."""
+    from pyscf import gto
+    from pyscf.dft import numint
+
+    mol = gto.M(atom="O 0 0 0.12; H 0 0.76 -0.47; C 1.1 -0.2 0.9", basis=basis, cart=cart,
+                spin=1, verbose=0)
+    spec = cubeprop_grid(mol.atom_coords(), 0.5, 2.0)
+    coeff = np.random.default_rng(0).normal(size=(mol.nao, 6))
+    occ = np.array([2.0, 2.0, 1.0, 1.0, 0.5, 0.0])
+    ao = numint.eval_ao(mol, spec.points(0, spec.n_points))
+    reference = numint.eval_rho(mol, ao, (coeff * occ) @ coeff.T)
+    for budget in (gto_grid.BLOCK_BYTES, 8 * mol.nao * spec.shape[2] * 3):  # whole / split planes
+        monkeypatch.setattr(gto_grid, "BLOCK_BYTES", budget)
+        rho = gto_grid.density_on_grid(mol, coeff, occ, spec)
+        np.testing.assert_allclose(rho, reference, rtol=0, atol=1e-12 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("cart", [True, False])
+def test_fitted_esp_grid_integrals_equal_point_charge_integrals(cart):
+    from pyscf import df, gto
+
+    mol = gto.M(atom="O 0 0 0.12; H 0 0.76 -0.47; H 0 -0.76 -0.47", basis="6-31g*", cart=cart,
+                verbose=0)
+    auxmol = df.addons.make_auxmol(mol, "def2-universal-jkfit")
+    points = cubeprop_grid(mol.atom_coords(), 0.5, 3.0).points(0, 3000)
+    fake = gto.fakemol_for_charges(points)
+    fake.cart = auxmol.cart
+    reference = gto.intor_cross("int2c2e", auxmol, fake).T
+    unit = pyscf_engine.unit_function(auxmol.cart)
+    ints = gto.intor_cross("int1e_grids", auxmol, unit, grids=points)[:, :, 0]
+    np.testing.assert_allclose(ints, reference, rtol=0, atol=1e-12)
+
+
+def test_engines_record_their_phase_times():
+    (result,) = _run("pyscf", [WATER], COARSE)
+    timings = result.provenance["timings_s"]
+    assert set(timings) == {"scf", "density_grid", "esp_grid"}
+    assert all(t > 0 for t in timings.values())
+    assert sum(timings.values()) <= result.provenance["wall_s"]
+
+
 def test_pyscf_open_shell_is_unrestricted():
     settings = {**COARSE, "method": "b3lyp", "esp": "none"}
     (result,) = _run("pyscf", [METHYL], settings)
     assert result.provenance["reference"] == "UKS" and result.esp is None
     assert abs(result.checks["n_electrons_dm"] - 9) < 1e-8
     assert "HYB_GGA_XC_B3LYP" in result.provenance["functional_definition"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gpu4pyscf") is not None, reason="has gpu4pyscf")
+def test_pyscf_device_auto_is_cpu_here_and_cuda_needs_gpu4pyscf(tmp_path):
+    assert pyscf_engine.resolve_device("auto") == pyscf_engine.resolve_device("cpu") == "cpu"
+    with pytest.raises(RuntimeError, match=r"'cuda' but it needs gpu4pyscf.*pip install"):
+        pyscf_engine.resolve_device("cuda")
+    (result,) = _run("pyscf", [H2], {**COARSE, "esp": "none"})  # device auto
+    assert result.provenance["device"] == "cpu"
+    shard, store = tmp_path / "in.parquet", tmp_path / "out.zarr"
+    write_molecules(shard, [H2])
+    argv = ["density", "--engine", "pyscf", "--settings", '{"device": "cuda"}', str(shard)]
+    with pytest.raises(ValueError, match="'density.pyscf.device': 'cuda' needs gpu4pyscf"):
+        main([*argv, str(store), str(tmp_path / "out.tsv")])  # before any molecule runs
+    assert not store.exists()
 
 
 def test_failures_become_ledger_rows_in_order():
@@ -212,6 +271,7 @@ def test_psi4_matches_pyscf_point_by_point():
     assert p4.labels["dipole_debye"] == pytest.approx(ps.labels["dipole_debye"], abs=1e-3)
     assert abs(p4.checks["n_electrons_dm"] - 16) < 1e-6
     assert p4.provenance["reference"] == "RKS"
+    assert set(p4.provenance["timings_s"]) == {"scf", "density_grid", "esp_grid"}
 
 
 @needs_psi4
@@ -275,6 +335,7 @@ def test_xtb_valence_density_integrates_to_valence_electrons():
         assert row.checks["n_electrons_dm"] == pytest.approx(n_valence, abs=1e-6)
         assert row.checks["captured_fraction"] == pytest.approx(1.0, abs=2e-3)
         assert row.esp is None and row.provenance["density_kind"] == "valence"
+        assert set(row.provenance["timings_s"]) == {"scf", "density_grid"}
         assert row.labels["gap_ev"] > 0 and row.labels["total_energy_hartree"] < 0
 
 

@@ -1,14 +1,16 @@
 """EDG: ImageED and the teacher train and write their features (identical when recomputed),
 the frozen EDPredictor is never changed by distillation, students train, resume-check and
-predict like any run, and the whole chain runs through snakemake with ±EDG tables.
+predict like any run.
 
 Library tests use real molecules (RDKit + MMFF94, as tests/test_train.py) with synthetic images
-(smooth blobs); the workflow test renders real xtb densities with PyMOL.
+(smooth blobs). The whole chain through snakemake (real psi4 densities rendered by PyMOL, ±EDG
+tables, what a λ or teacher change reruns) is tests/test_slurm.py's workflow.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -62,8 +64,13 @@ def data(tmp_path_factory):
     table = root / "t-00000.parquet"
     write_molecules(table, molecules)
     build_labels(root / "labels.parquet", [], [table])
-    build_splits([table], root / "split.parquet", "t", "smiles",
-                 section_settings("splits", {"fractions": [0.6, 0.2, 0.2]}))
+    build_splits(
+        [table],
+        root / "split.parquet",
+        "t",
+        "smiles",
+        section_settings("splits", {"fractions": [0.6, 0.2, 0.2]}),
+    )
     rng = np.random.default_rng(0)
     images = root / "images.zarr"
     dims = ("molecule", "view", "channel", "y", "x")
@@ -201,7 +208,9 @@ def test_distillation_term_reaches_the_student_and_steps_decrease_it(data):
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
 
 
-def test_student_runs_resume_checks_and_predicts_like_a_plain_run(data, pretrained, tmp_path):
+def test_student_runs_resume_checks_and_predicts_like_a_plain_run(
+    data, pretrained, tmp_path, caplog
+):
     from rhoflow.predict import TrainedModel
 
     root = data["root"]
@@ -218,8 +227,11 @@ def test_student_runs_resume_checks_and_predicts_like_a_plain_run(data, pretrain
     assert config["data"]["teacher_features"] == features
     assert config["data"]["sizes"] == {"train": 12, "val": 4, "test": 4}  # all, images or not
     assert pd.read_csv(run / "metrics.csv")["train_distill"].notna().sum() == 2
-    with pytest.raises(ValueError, match="edg"):
-        train_student(*args, 0.25)
+    other = tmp_path / "lambda0.25/edg-schnet" / TARGET / "seed0"  # another λ: a new run
+    shutil.copytree(run, other)
+    train_student(other, *args[1:], 0.25)
+    assert "held a run with other edg: starting a new run" in caplog.text
+    assert json.loads((other / "config.json").read_text())["edg"]["lambda"] == 0.25
     model = TrainedModel.load(run)  # the student's inference path is the plain model's
     assert model.name == "edg-schnet"
     predictions = pd.read_parquet(run / "test_predictions.parquet")
@@ -238,57 +250,3 @@ def test_student_runs_resume_checks_and_predicts_like_a_plain_run(data, pretrain
 def test_features_group_checks_its_shape(tmp_path):
     with pytest.raises(ValueError, match="do not match"):
         write_features(tmp_path / "f.zarr", ["a", "b"], np.zeros((3, 4)), {})
-
-
-@pytest.mark.workflow
-def test_workflow_runs_the_edg_chain_and_reruns_only_what_changed(tmp_path):
-    """Real xtb densities rendered by PyMOL (32 px) → ImageED → features → teacher; structure
-    views of the conformers → teacher features → plain and EDG SchNet at two λ; the ±EDG
-    properties table and the λ table. Changing λ reruns only the students and tables."""
-    import yaml
-    from conftest import FAST_CONFORMERS, planned_rules, run_snakemake
-
-    smiles = ["O", "C", "N", "CO", "CC", "C=O", "CN", "CCO", "C#N", "CC=O"]
-    (tmp_path / "mols.smi").write_text("".join(f"{s} m{i}\n" for i, s in enumerate(smiles)))
-    config = {
-        "sources": [{"name": "t", "format": "smiles", "path": "mols.smi"}],
-        "shards": {"shard_size": 5, "threads": 1},
-        "conformers": FAST_CONFORMERS,
-        "density": {"engines": ["xtb"], "threads": 1},
-        "render": {"engine": "xtb", "size": SIZE},
-        "splits": {"fractions": [0.6, 0.2, 0.2]},
-        "train": {
-            "labels": "xtb", "targets": ["gap_hartree"],
-            "models": {"schnet": {"hidden_channels": 8, "num_filters": 8,
-                                  "num_interactions": 1, "num_gaussians": 8}},
-            "trainer": {"max_epochs": 2, "batch_size": 4, "progress_bar": False},
-        },
-        "edg": {
-            "pretrain": "t",
-            "imageed": {"size": "tiny", "trainer": {"max_epochs": 2, "batch_size": 4}},
-            "teacher": {"trainer": {"max_epochs": 2, "batch_size": 4}},
-            "lambda_sweep": [0.1],
-        },
-    }  # fmt: skip
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run_snakemake(tmp_path, "--cores", "2")
-    results = tmp_path / "results"
-    assert (results / "edg/imageed/reconstructions.png").stat().st_size
-    assert len(read_features(results / "edg/teacher_features/t.zarr")[0]) == 10
-    table = (results / "tables/t_properties.md").read_text()
-    assert "| schnet | 1 |" in table and "| edg-schnet | 1 |" in table
-    assert "| Δ % edg-schnet | – |" in table
-    sweep = (results / "tables/t_edg_lambda.md").read_text()
-    assert "| 0.1 | edg-schnet |" in sweep and "| 1 | edg-schnet |" in sweep
-    assert (results / "tables/t_edg_lambda.png").stat().st_size
-    assert planned_rules(tmp_path, config) == set()
-    changed = yaml.safe_load(yaml.safe_dump(config))
-    changed["edg"]["lambda"] = 0.5
-    assert planned_rules(tmp_path, changed) == {
-        "train_edg", "evaluate_property", "evaluate_lambda", "all"
-    }  # fmt: skip
-    changed = yaml.safe_load(yaml.safe_dump(config))
-    changed["edg"]["teacher"]["trainer"]["max_epochs"] = 3
-    assert planned_rules(tmp_path, changed) == {
-        "teacher", "teacher_features", "train_edg", "evaluate_property", "evaluate_lambda", "all"
-    }  # fmt: skip

@@ -80,8 +80,13 @@ def dataset(tmp_path_factory):
     write_molecules(tables[0], molecules[:20])
     write_molecules(tables[1], molecules[20:])
     build_labels(root / "labels.parquet", [], tables)
-    build_splits(tables, root / "split.parquet", "t", "smiles",
-                 section_settings("splits", {"fractions": [0.6, 0.2, 0.2]}))
+    build_splits(
+        tables,
+        root / "split.parquet",
+        "t",
+        "smiles",
+        section_settings("splits", {"fractions": [0.6, 0.2, 0.2]}),
+    )
     return {"tables": tables, "labels": root / "labels.parquet", "split": root / "split.parquet"}
 
 
@@ -284,10 +289,19 @@ def test_test_predictions_come_from_the_best_checkpoint(dataset, uninterrupted):
     assert set(config["normalization"]["atomref"]) == {"1", "6", "7", "8"}  # an energy
 
 
-def test_resuming_with_other_settings_is_refused(dataset, uninterrupted):
-    run_dir, _ = uninterrupted
-    with pytest.raises(ValueError, match="other settings.*train"):
-        train(run_dir, dataset, lr=0.5)
+def test_a_run_with_other_settings_starts_anew(dataset, uninterrupted, tmp_path, caplog):
+    """Snakemake reruns a job whose settings changed: the old run is not resumed, its
+    checkpoints and logs go, and the new run's metrics hold only its own epochs."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted[0], run_dir)
+    train(run_dir, dataset, lr=0.5)
+    assert "held a run with other train: starting a new run" in caplog.text
+    assert json.loads((run_dir / "config.json").read_text())["train"]["lr"] == 0.5
+    rows = val_rows(run_dir)
+    assert list(rows["epoch"]) == list(range(SETTINGS["max_epochs"]))
+    assert (rows["lr"].iloc[:1] > 0.1).all()
 
 
 def test_cli_trains_a_registered_model(dataset, tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import subprocess
 import threading
 
@@ -157,3 +158,63 @@ def test_missing_packages_stop_the_run_naming_them(monkeypatch):
         environment.check_environment(config)
     config["train"]["targets"], config["edg"]["pretrain"] = [], None  # no training planned
     environment.check_environment(config)
+
+
+CONDA_MODULES = {"pyyaml": "yaml", "pytorch": "torch", "pytorch_geometric": "torch_geometric",
+                 "xtb-python": "xtb", "xtb": "xtb (program)", "pymol-open-source": "pymol",
+                 "google-crc32c": "google_crc32c"}  # fmt: skip
+"""conda-forge package → the module it provides, where the names differ."""
+CONDA_PYPI = {"pytorch": "torch", "pytorch_geometric": "torch-geometric", "xtb-python": "xtb",
+              "xtb": None, "pymol-open-source": None, "python": None}  # fmt: skip
+"""conda-forge package → its PyPI name in requirements.txt, where they differ (None: not there;
+conda's `xtb` is the program, PyPI's `xtb` is xtb-python; PyPI's PyMOL is a separately
+versioned wheel build)."""
+
+
+def rule_envs() -> dict[str, str]:
+    """Each rule (or rule family of a loop) → the env file of its `conda:` directive."""
+    envs = {}
+    for path in (REPO / "workflow/rules").glob("*.smk"):
+        for block in re.split(r"\n(?=rule |checkpoint |    rule:)", path.read_text()):
+            name = re.match(r"\s*(?:rule|checkpoint)\s*(\w*)", block)
+            env = re.search(r"conda:\s*\n\s*f?\"\.\./\.\./(envs/[^\"]+)\"", block)
+            if name and env:
+                envs[name.group(1) or path.stem] = env.group(1).replace("{engine}", "*")
+    return envs
+
+
+def test_every_rule_has_a_pinned_conda_forge_env_with_its_modules():
+    """envs/*.yaml parse, use conda-forge only, pin every package (to requirements.txt's
+    major.minor where both have it; psi4 >= 1.7), and hold the modules the rules import."""
+    from rhoflow.environment import CORE, ENGINES, TRAIN
+
+    pins = dict(line.split("==") for line in (REPO / "requirements.txt").read_text().split()
+                if "==" in line)  # fmt: skip
+    pins = {k.lower().replace("_", "-"): v for k, v in pins.items()}
+    needs = {"core": CORE, "conformers": (*CORE, "pyscf", "xtb"), "render": (*CORE, "pymol"),
+             "train": (*CORE, *TRAIN), **{e: (*CORE, *ENGINES[e]) for e in ENGINES}}  # fmt: skip
+    used = {"core", "conformers", "*", "render", "train"}  # "*": density_{engine}
+    assert set(rule_envs().values()) == {f"envs/{name}.yaml" for name in used}
+    assert {p.stem for p in (REPO / "envs").glob("*.yaml")} == set(needs)
+    for name, modules in needs.items():
+        env = yaml.safe_load((REPO / f"envs/{name}.yaml").read_text())
+        assert env["channels"] == ["conda-forge", "nodefaults"], name
+        provided = set()
+        for dep in env["dependencies"]:
+            if isinstance(dep, dict):  # pip: exact pins
+                assert all("==" in d for d in dep["pip"]), (name, dep)
+                provided |= {d.split("==")[0].replace("-", "_") for d in dep["pip"]}
+                continue
+            if dep == "pip":
+                continue
+            package, _, version = dep.partition("=")
+            assert re.fullmatch(r"\d+(\.\d+)+", version), (name, dep)
+            pypi = CONDA_PYPI.get(package, package)
+            if pypi is not None and pypi.replace("_", "-") in pins:
+                pinned = [int(x) for x in pins[pypi.replace("_", "-")].split(".")]
+                assert pinned[:2] == [int(x) for x in version.split(".")][:2], (name, dep)
+            provided.add(CONDA_MODULES.get(package, package))
+        if name == "psi4":
+            version = next(d for d in env["dependencies"] if str(d).startswith("psi4="))
+            assert tuple(map(int, version[5:].split("."))) >= (1, 7)
+        assert set(modules) <= provided, (name, set(modules) - provided)

@@ -25,6 +25,17 @@ def _json_arg(text: str):
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
 
 
+def _molecule_id(text: str) -> str:
+    """A molecule id argument, refused with a usage error unless it matches
+    :data:`rhoflow.molecule.ID_PATTERN` (no spaces, shell or path characters)."""
+    from rhoflow.molecule import check_id
+
+    try:
+        return check_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _torch_threads(threads: int) -> None:
     """torch's intra-op threads (a rule's ``threads``); and Lightning's lines in the log once:
     its logger has a handler of its own besides the root's."""
@@ -108,19 +119,56 @@ def cmd_store_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dask_client(args: argparse.Namespace) -> Any:
+    """The dask client of ``--dask`` (config 'dask', defaults filled) for a dataset-wide pass."""
+    from rhoflow.cluster import dask_client
+    from rhoflow.config import section_settings
+
+    return dask_client(section_settings("dask", args.dask))
+
+
 def cmd_store_index(args: argparse.Namespace) -> int:
     from rhoflow.store import write_index
 
-    write_index(args.stores, args.out)
+    with _dask_client(args):
+        write_index(args.stores, args.out)
+    return 0
+
+
+def cmd_store_stats(args: argparse.Namespace) -> int:
+    from rhoflow.io import atomic_path
+    from rhoflow.store import dataset_stats, open_dataset
+
+    shards = [s for source in args.stores for s in open_dataset(source).shards]
+    with _dask_client(args):
+        stats = dataset_stats(shards)
+    text = json.dumps(stats, indent=2) + "\n"
+    if args.out is None:
+        print(text, end="")
+    else:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text)
+    log.info(
+        "%d molecules in %d shards: %d mismatched checks, %d electron-count errors",
+        stats["molecules"], stats["shards"], len(stats["mismatched"]),
+        len(stats["electron_count_errors"]),
+    )  # fmt: skip
+    return 0
+
+
+def cmd_store_slices(args: argparse.Namespace) -> int:
+    from rhoflow.slices import plot_slices
+
+    ids = plot_slices(args.store, args.out, args.molecules, args.floor, args.ids)
+    log.info("%s: central slices of %s -> %s", args.store, ", ".join(ids), args.out)
     return 0
 
 
 def cmd_cube_export(args: argparse.Namespace) -> int:
-    from rhoflow.molecule import check_id
     from rhoflow.store import export_cube, open_dataset
 
     source = open_dataset(args.store) if args.store.suffix == ".parquet" else args.store
-    export_cube(source, check_id(args.id), args.out, field=args.field)
+    export_cube(source, args.id, args.out, field=args.field)
     return 0
 
 
@@ -190,10 +238,9 @@ def cmd_render_structures(args: argparse.Namespace) -> int:
 
 
 def cmd_render_export(args: argparse.Namespace) -> int:
-    from rhoflow.molecule import check_id
     from rhoflow.render import export_pngs
 
-    for path in export_pngs(args.images, check_id(args.id), args.outdir):
+    for path in export_pngs(args.images, args.id, args.outdir):
         print(path)
     return 0
 
@@ -218,7 +265,8 @@ def cmd_splits(args: argparse.Namespace) -> int:
 def cmd_labels(args: argparse.Namespace) -> int:
     from rhoflow.labels import build_labels
 
-    frame = build_labels(args.out, args.stores, args.tables)
+    with _dask_client(args):
+        frame = build_labels(args.out, args.stores, args.tables)
     log.info("%d molecules, %d label columns -> %s", len(frame), frame.shape[1] - 2, args.out)
     return 0
 
@@ -325,10 +373,20 @@ def cmd_evaluate_lambda(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from rhoflow.summary import summarize, write_summary
+    from rhoflow.summary import plot_failures, summarize, write_summary
 
     rows = summarize(args.tables, args.ledgers, args.stores, args.representations)
-    write_summary(rows, args.tsv, args.md)
+    write_summary(rows, args.tsv, args.md, args.html)
+    if args.failures_plot is not None:
+        plot_failures(rows, args.failures_plot)
+    print(Path(args.md).read_text())
+    return 0
+
+
+def cmd_runtimes(args: argparse.Namespace) -> int:
+    from rhoflow.summary import runtime_table, write_runtimes
+
+    write_runtimes(runtime_table(args.benchmarks, args.root), args.tsv, args.md, args.html)
     print(Path(args.md).read_text())
     return 0
 
@@ -336,23 +394,28 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     import yaml
 
-    from rhoflow.config import ConfigError, load_schema, validate
+    from rhoflow.config import ConfigError, load_schema, validate, write_config
 
-    config = yaml.safe_load(Path(args.config).read_text()) or {}
+    if (args.config is None) == (args.settings is None):
+        print("rhoflow config: give a config file or --settings, not both", file=sys.stderr)
+        return 2
+    config = args.settings if args.config is None else yaml.safe_load(args.config.read_text())
+    config = config or {}
     try:
         validate(config, load_schema(args.schema), workdir=args.workdir)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(json.dumps(config, indent=2))
+    if args.yaml is not None:
+        write_config(config, args.yaml, args.html or args.yaml.with_suffix(".html"))
+    else:
+        print(json.dumps(config, indent=2))
     return 0
 
 
 def _geometry_run_args(p: argparse.ArgumentParser) -> None:
     """The arguments of a property run on geometry data (``train``, ``edg student``)."""
-    p.add_argument(
-        "--settings", type=_json_arg, default={}, help="config 'train.trainer' as JSON"
-    )
+    p.add_argument("--settings", type=_json_arg, default={}, help="config 'train.trainer' as JSON")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the rule's threads)")
     p.add_argument("--model", required=True, help="model name (rhoflow.models.MODELS)")
     p.add_argument("--model-kwargs", type=_json_arg, default={}, help="model arguments as JSON")
@@ -363,8 +426,16 @@ def _geometry_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("tables", nargs="+", type=Path, help="molecule tables with coordinates")
 
 
+def _dask_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dask", type=_json_arg, default={}, help="config 'dask' as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rhoflow", description=__doc__.splitlines()[0])
+    # `@file` stands for the arguments in file, one per line: rules over every shard of a
+    # 3.7 M-molecule dataset pass ~50 k paths, beyond the kernel's limit on a command line
+    parser = argparse.ArgumentParser(
+        prog="rhoflow", description=__doc__.splitlines()[0], fromfile_prefix_chars="@"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -406,14 +477,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = store.add_parser("index", help="write the id -> (shard, position) index of shard stores")
     p.add_argument("--out", type=Path, required=True, help="index file (.parquet)")
     p.add_argument("stores", nargs="*", type=Path)
+    _dask_arg(p)
     p.set_defaults(func=cmd_store_index)
+    p = store.add_parser(
+        "slices", help="PNG of the central xy density slices of a store's first molecules"
+    )
+    p.add_argument("--molecules", type=int, default=3, help="the store's first N molecules")
+    p.add_argument("--ids", nargs="*", default=[], help="these molecules instead")
+    p.add_argument(
+        "--floor", type=float, default=1e-5, help="lowest density of the log scale, e/bohr^3"
+    )
+    p.add_argument("store", type=Path, help="density shard store (.zarr)")
+    p.add_argument("out", type=Path, help="output image (.png)")
+    p.set_defaults(func=cmd_store_slices)
+    p = store.add_parser(
+        "stats", help="statistics and checks of every molecule (JSON), one dask task per shard"
+    )
+    p.add_argument("--out", type=Path, help="JSON file (default: print)")
+    p.add_argument("stores", nargs="+", type=Path, help="an index (.parquet) or shard stores")
+    _dask_arg(p)
+    p.set_defaults(func=cmd_store_stats)
 
     cube = sub.add_parser("cube", help="Gaussian cube interop").add_subparsers(
         dest="cube_command", required=True
     )
     p = cube.add_parser("export", help="one molecule's grid as a Gaussian cube")
     p.add_argument("store", type=Path, help="a shard store (.zarr) or an index (.parquet)")
-    p.add_argument("id")
+    p.add_argument("id", type=_molecule_id)
     p.add_argument("out", type=Path)
     p.add_argument("--field", choices=["density", "esp"], default="density")
     p.set_defaults(func=cmd_cube_export)
@@ -453,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render_structures)
     p = render.add_parser("export", help="one molecule's images as PNG files")
     p.add_argument("images", type=Path, help="image group (.zarr) written by 'render build'")
-    p.add_argument("id")
+    p.add_argument("id", type=_molecule_id)
     p.add_argument("outdir", type=Path)
     p.set_defaults(func=cmd_render_export)
     p = render.add_parser("gallery", help="PNGs of the first molecules, for the report")
@@ -473,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("labels", help="typed labels table: engine and source labels by id")
     p.add_argument("--out", type=Path, required=True, help="labels table (.parquet)")
     p.add_argument("--stores", nargs="*", default=[], type=Path, help="one engine's shard stores")
+    _dask_arg(p)
     p.add_argument("--tables", nargs="+", required=True, type=Path, help="molecule tables")
     p.set_defaults(func=cmd_labels)
 
@@ -573,14 +664,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tsv", type=Path, required=True)
     p.add_argument("--md", type=Path, required=True)
+    p.add_argument("--html", type=Path, help="also an HTML page of the table (for the report)")
+    p.add_argument("--failures-plot", type=Path, help="bar chart of failures per stage, reason")
     p.set_defaults(func=cmd_summary)
 
+    p = sub.add_parser(
+        "runtimes", help="wall/CPU time and max RSS per stage from Snakemake benchmark records"
+    )
+    p.add_argument("--root", type=Path, required=True, help="records are ROOT/<stage>/...tsv")
+    p.add_argument("--tsv", type=Path, required=True)
+    p.add_argument("--md", type=Path, required=True)
+    p.add_argument("--html", type=Path, required=True)
+    p.add_argument("benchmarks", nargs="*", type=Path, help="records; missing ones are counted")
+    p.set_defaults(func=cmd_runtimes)
+
     p = sub.add_parser("config", help="validate a config file and print it with defaults")
-    p.add_argument("config", type=Path)
+    p.add_argument("config", type=Path, nargs="?", help="config file (.yaml)")
+    p.add_argument("--settings", type=_json_arg, help="the config as JSON instead of a file")
     p.add_argument(
         "--schema", type=Path, help="default: the package's rhoflow/schemas/config.schema.yaml"
     )
     p.add_argument("--workdir", type=Path, default=Path("."))
+    p.add_argument("--yaml", type=Path, help="write the completed config here instead of printing")
+    p.add_argument("--html", type=Path, help="with --yaml: its HTML page (default: beside it)")
     p.set_defaults(func=cmd_config_check)
     return parser
 

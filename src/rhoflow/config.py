@@ -59,9 +59,7 @@ def _filling(validator_class: type) -> type:
                         instance[key].setdefault(k, _copy(v))
         yield from validate_properties(validator, properties, instance, schema)
 
-    types = validator_class.TYPE_CHECKER.redefine_many(
-        {"integer": _is_integer, "array": _is_array}
-    )
+    types = validator_class.TYPE_CHECKER.redefine_many({"integer": _is_integer, "array": _is_array})
     return jsonschema.validators.extend(
         validator_class, {"properties": set_defaults}, type_checker=types
     )
@@ -179,8 +177,7 @@ def _check_render(render: dict[str, Any]) -> None:
     levels, colors = render["ramp_levels"], render["ramp_colors"]
     if len(levels) != len(colors):
         raise ConfigError(
-            f"config key 'render.ramp_colors': {len(colors)} colours for "
-            f"{len(levels)} ramp_levels"
+            f"config key 'render.ramp_colors': {len(colors)} colours for {len(levels)} ramp_levels"
         )
 
 
@@ -206,7 +203,8 @@ def validate(
     Beyond the schema: the :data:`SECTION_CHECKS`, source names are unique, local source paths
     exist (relative to ``workdir``; http(s) URLs are left to Snakemake's storage plugin),
     ``edg.pretrain`` names a source with images, each representation reads an engine of
-    ``density.engines``, and :func:`_check_train_sources` (which fills ``train.sources``).
+    ``density.engines``, :func:`_check_train_sources` (which fills ``train.sources``) and
+    :func:`_check_model_trainer`.
     """
     _check(config, _default_schema() if schema is None else schema, [], "config")
     for path, check in SECTION_CHECKS.items():
@@ -234,6 +232,52 @@ def validate(
                 f"config key '{section}.engine': {engine!r} is not in density.engines"
             )
     _check_train_sources(config)
+    _check_model_trainer(config["train"], schema or _default_schema())
+
+
+def _check_model_trainer(train: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Each ``train.model_trainer`` entry names a configured model and valid trainer keys
+    (its runs take ``train.trainer`` updated by it)."""
+    trainer_schema = {**schema["$defs"]["trainer"], "$defs": schema["$defs"]}
+    for model, overrides in train["model_trainer"].items():
+        if model not in train["models"]:
+            raise ConfigError(
+                f"config key 'train.model_trainer.{model}': {model!r} is not in train.models"
+            )
+        merged = {**train["trainer"], **overrides}
+        _check(merged, trainer_schema, ["train", "model_trainer", model], "config")
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """YAML as people write configs: mappings as blocks, lists of scalars on one line."""
+
+
+_ConfigDumper.add_representer(
+    list,
+    lambda dumper, items: dumper.represent_sequence(
+        "tag:yaml.org,2002:seq",
+        items,
+        flow_style=not any(isinstance(x, list | dict) for x in items),
+    ),
+)
+
+
+def write_config(config: Mapping[str, Any], yaml_path: str | Path, html_path: str | Path) -> None:
+    """Write a validated ``config`` (defaults filled) as YAML, in the config file's key order,
+    and as an HTML page of that YAML for ``snakemake --report``; both atomically.
+    ``snakemake --configfile <yaml_path>`` reruns the same workflow."""
+    import html
+
+    from rhoflow.io import atomic_path, write_html
+
+    text = (
+        "# The effective rhoflow config of this run: the config file(s) and --config values\n"
+        "# with every default of the schema filled in (rhoflow config).\n"
+        + yaml.dump(dict(config), Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True)
+    )
+    with atomic_path(yaml_path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    write_html(html_path, "rhoflow config (defaults filled)", f"<pre>{html.escape(text)}</pre>")
 
 
 def _check_train_sources(config: dict[str, Any]) -> None:
@@ -252,7 +296,7 @@ def _check_train_sources(config: dict[str, Any]) -> None:
         if not any(target in c for c in columns.values()):
             raise ConfigError(
                 f"config key 'train.targets[{i}]': {target!r} is a label of no source with "
-                f"train.labels {labels!r} (see README \"Labels\")"
+                f'train.labels {labels!r} (see README "Labels")'
             )
     if train["sources"] is None:
         train["sources"] = [name for name, c in columns.items() if set(targets) <= c]

@@ -73,8 +73,9 @@ def read_cube(path: str | Path) -> tuple[np.ndarray, np.ndarray, Grid]:
     """Read a cube file → ``(atomic_numbers [n], coords_bohr [n, 3], Grid)``.
 
     Everything is returned in bohr, whatever the file's unit. Grid values keep the file's unit
-    (e/bohr³ for densities, Hartree/e for potentials). Raises ``ValueError`` on malformed files,
-    non-orthogonal grids and multi-valued (several orbitals) data.
+    (e/bohr³ for densities, Hartree/e for potentials). Raises ``ValueError`` on malformed files
+    (truncated, not text, non-finite header numbers, non-integer atomic numbers), non-orthogonal
+    grids and multi-valued (several orbitals) data.
     """
     with open(path) as fh:
         text = fh.read()
@@ -87,8 +88,14 @@ def read_cube(path: str | Path) -> tuple[np.ndarray, np.ndarray, Grid]:
     if len(rest) <= abs(natoms):
         raise ValueError(f"{path}: expected {abs(natoms)} atom lines")
     atoms = np.array([_floats(line, 5, "atom") for line in rest[: abs(natoms)]]).reshape(-1, 5)
+    if not (np.isfinite(origin).all() and np.isfinite(steps).all() and np.isfinite(atoms).all()):
+        raise ValueError(f"{path}: non-finite number in the header or the atom lines")
+    if np.any((atoms[:, 0] < 0) | (atoms[:, 0] != np.round(atoms[:, 0]))):
+        raise ValueError(f"{path}: atomic numbers {atoms[:, 0].tolist()} are not all integers ≥ 0")
     tokens = rest[abs(natoms)].split()
     if natoms < 0:
+        if not tokens:
+            raise ValueError(f"{path}: no data set ids after the atoms")
         n_sets = int(tokens[0])
         if n_sets != 1:
             raise ValueError(f"{path}: {n_sets} values per point; only single-valued cubes read")

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 CORE = ("numpy", "scipy", "pandas", "pyarrow", "yaml", "jsonschema", "tqdm", "rdkit", "zarr",
-        "numcodecs", "xarray", "dask")  # fmt: skip
-"""Modules every run's rules import (shards, conformers, store, splits, labels, summary)."""
+        "numcodecs", "xarray", "dask", "distributed", "matplotlib")  # fmt: skip
+"""Modules every run's rules import (shards, conformers, store, splits, labels, summary and
+the report's figures)."""
 TRAIN = ("torch", "torch_geometric", "lightning", "torchmetrics", "matplotlib")
 ENGINES = {"psi4": (), "pyscf": ("pyscf",), "xtb": ("xtb",)}
 """Python modules of each density engine (psi4 runs as a program, Debian's or conda's)."""
@@ -29,6 +30,8 @@ class MissingPackages(RuntimeError):
 def required_modules(config: Mapping[str, Any]) -> list[str]:
     """The top-level modules the rules of a (validated) ``config`` import."""
     needed = list(CORE)
+    if config["dask"]["scheduler"] == "slurm":
+        needed.append("dask_jobqueue")
     for engine in config["density"]["engines"]:
         needed += ENGINES[engine]
     if config["conformers"]["reoptimize"] in ("auto", "mindo3"):

@@ -31,8 +31,9 @@ so they depend on the engine and sources, not on molecule order. Schema metadata
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,41 +78,53 @@ def unit(column: str) -> str:
     raise ValueError(f"label {column!r} does not name its unit (see rhoflow.labels.SUFFIX_UNITS)")
 
 
+def _per_file(fn: Callable[[str], Any], paths: Sequence[str | Path]) -> tuple[Any, ...]:
+    """``fn(path)`` for every path, one dask task each, on the current scheduler (a
+    :func:`rhoflow.cluster.dask_client`, else dask's threads), in the order of ``paths``."""
+    import dask
+
+    return dask.compute(*[dask.delayed(fn, pure=True)(str(Path(p).absolute())) for p in paths])
+
+
+def _table_labels(path: str) -> pd.DataFrame:
+    table = pq.read_table(path, columns=["id", "atomic_numbers", "labels"])
+    ids = table["id"].to_pylist()
+    labels = pd.DataFrame([json.loads(t) for t in table["labels"].to_pylist()], index=ids)
+    frame = labels.add_prefix(SOURCE_PREFIX)
+    frame.insert(0, "shard", Path(path).stem)
+    frame.insert(1, "n_atoms", pc.list_value_length(table["atomic_numbers"]).to_numpy())
+    return frame
+
+
 def source_labels(tables: Sequence[str | Path]) -> pd.DataFrame:
     """Frame indexed by id: ``shard``, ``n_atoms`` and ``source_<label>`` columns of molecule
-    tables (``shard`` = table file stem)."""
-    frames = []
-    for path in tables:
-        table = pq.read_table(path, columns=["id", "atomic_numbers", "labels"])
-        ids = table["id"].to_pylist()
-        labels = pd.DataFrame([json.loads(t) for t in table["labels"].to_pylist()], index=ids)
-        frame = labels.add_prefix(SOURCE_PREFIX)
-        frame.insert(0, "shard", Path(path).stem)
-        frame.insert(1, "n_atoms", pc.list_value_length(table["atomic_numbers"]).to_numpy())
-        frames.append(frame)
-    return _concat(frames, ["shard", "n_atoms"])
+    tables (``shard`` = table file stem); one dask task per table."""
+    return _concat(list(_per_file(_table_labels, tables)), ["shard", "n_atoms"])
+
+
+def _store_labels(path: str) -> tuple[pd.DataFrame, list[str], list[str]]:
+    from rhoflow.store import open_store
+
+    store = open_store(path)
+    metadata = store.all_metadata()
+    labels = pd.DataFrame([m.get("labels") or {} for m in metadata], index=store.ids)
+    checks = pd.DataFrame([m.get("checks") or {} for m in metadata], index=store.ids)
+    checks = checks.rename(columns=CHECK_COLUMNS)
+    clash = set(labels.columns) & set(checks.columns)
+    if clash:
+        raise ValueError(f"{path}: keys both label and check: {sorted(clash)}")
+    frame = pd.concat([labels, checks], axis=1)
+    frame.insert(0, "shard", Path(path).stem)
+    return frame, list(labels.columns), list(checks.columns)
 
 
 def engine_labels(stores: Sequence[str | Path]) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Frame indexed by id: ``shard`` and the labels and checks of density shard stores; with
-    the label and the check column names."""
-    from rhoflow.store import open_store
-
-    frames, label_names, check_names = [], set(), set()
-    for path in stores:
-        store = open_store(path)
-        metadata = store.all_metadata()
-        labels = pd.DataFrame([m.get("labels") or {} for m in metadata], index=store.ids)
-        checks = pd.DataFrame([m.get("checks") or {} for m in metadata], index=store.ids)
-        checks = checks.rename(columns=CHECK_COLUMNS)
-        clash = set(labels.columns) & set(checks.columns)
-        if clash:
-            raise ValueError(f"{path}: keys both label and check: {sorted(clash)}")
-        label_names |= set(labels.columns)
-        check_names |= set(checks.columns)
-        frame = pd.concat([labels, checks], axis=1)
-        frame.insert(0, "shard", Path(path).stem)
-        frames.append(frame)
+    the label and the check column names. One dask task per store."""
+    per_store = _per_file(_store_labels, stores)
+    label_names = {name for _, names, _ in per_store for name in names}
+    check_names = {name for _, _, names in per_store for name in names}
+    frames = [frame for frame, _, _ in per_store]
     return _concat(frames, ["shard"]), sorted(label_names), sorted(check_names)
 
 

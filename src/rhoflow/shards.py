@@ -3,7 +3,10 @@
 Shard membership depends only on input order: shard ``k`` of source ``name`` holds the molecules
 of input records ``[k * shard_size, (k + 1) * shard_size)``; records that fail parsing or the
 filter are absent from it and appear in the ledger instead. Changing the filter therefore never
-moves a molecule to another shard.
+moves a molecule to another shard, and appending records to a source changes only its last
+shard and adds new ones. Shard tables are byte-identical for identical input, so Snakemake's
+checksum of an unchanged table (files up to ``--max-checksum-file-size``, 1 MB by default)
+tells it that nothing downstream of that shard needs to rerun.
 
 Output directory (written atomically as a whole)::
 

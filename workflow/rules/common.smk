@@ -24,14 +24,55 @@ shell.prefix(
     + PYTHON_BIN
 )
 
+
+def _profile_resource(name):
+    """The constant a profile's (or ``--default-resources``) entry ``name`` sets, else None."""
+    defaults = workflow.resource_settings.default_resources
+    for arg in getattr(defaults, "args", None) or ():
+        key, _, value = arg.partition("=")
+        if key == name:
+            return value.strip().strip("'\"") or None
+    return None
+
+
+def model_gpu():
+    """GPUs of every rule that trains or runs a model (the rules with envs/train.yaml, of
+    every method): `gpu` (+ `gpu_model`) from the profile's default-resources `model_gpu` /
+    `model_gpu_model` (profiles/slurm). One setting for all such rules; other rules get no GPU,
+    and none is asked for when the profile does not set it (local runs)."""
+    count, model = _profile_resource("model_gpu"), _profile_resource("model_gpu_model")
+    if count is None:
+        return {}
+    if not count.isdigit():
+        raise ValueError(f"default-resources model_gpu must be a GPU count, not {count!r}")
+    if int(count) == 0:
+        return {}
+    return {"gpu": int(count), **({"gpu_model": model} if model else {})}
+
+
+MODEL_GPU = model_gpu()
+
 RESULTS = "results"
 LOGS = "logs"
+BENCHMARKS = f"{LOGS}/benchmarks"  # <rule>/<job>.tsv: Snakemake's benchmark: records
 SHARD_PATTERN = r"[A-Za-z][A-Za-z0-9_]*-\d{5}"
 
 
 def as_param(obj):
     """``obj`` (settings) as canonical JSON: a rule's params, so changing it reruns the rule."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+# The dataset-wide passes (store_index, labels, labels_source) run on the dask cluster of
+# config `dask`, given to them as a resource (where a job runs), not as params: the scheduler
+# never changes a result, so changing it reruns nothing. A local cluster's workers are the
+# rule's threads; a SLURM cluster's are jobs of their own.
+DASK_SETTINGS = as_param(config["dask"])
+DASK_THREADS = (
+    config["dask"]["workers"] * config["dask"]["threads_per_worker"]
+    if config["dask"]["scheduler"] == "local"
+    else 1
+)
 
 
 def without(section, key):
@@ -45,11 +86,20 @@ def source_inputs():
     return [storage.http(s["path"]) if is_url(s["path"]) else s["path"] for s in config["sources"]]
 
 
+_MANIFESTS = {}
+
+
 def manifest():
-    """The shards of every source, from the manifest written by the shards checkpoint."""
+    """The shards of every source, from the manifest written by the shards checkpoint; read
+    once per version of the file (every aggregating job asks: 3,700 rows at PCQM4Mv2 size)."""
     from rhoflow.shards import read_manifest
 
-    return read_manifest(Path(checkpoints.shards.get().output.outdir) / "manifest.tsv")
+    path = Path(checkpoints.shards.get().output.outdir) / "manifest.tsv"
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _MANIFESTS:
+        _MANIFESTS[key] = read_manifest(path)
+    return _MANIFESTS[key]
 
 
 def shard_names(wildcards=None):
@@ -136,8 +186,11 @@ def all_targets(wildcards=None):
     indexes = [f"{RESULTS}/density/{e}/index.parquet" for e in config["density"]["engines"]]
     labels = [f"{RESULTS}/density/{e}/labels.parquet" for e in config["density"]["engines"]]
     splits = [f"{RESULTS}/splits/{s['name']}.parquet" for s in config["sources"]]
-    summary = [f"{RESULTS}/summary/stages.tsv", f"{RESULTS}/summary/stages.md"]
-    return [*summary, *indexes, *labels, *splits, *representation_outputs(), *property_tables()]
+    summary = [f"{RESULTS}/summary/stages.{x}" for x in ("tsv", "md", "html")]
+    summary.append(f"{RESULTS}/summary/failures.png")
+    slices = [f"{RESULTS}/density/{e}/slices.png" for e in config["density"]["engines"]]
+    return [*summary, *indexes, *labels, *slices, *splits, *representation_outputs(),
+            *property_tables(), *run_records()]  # fmt: skip
 
 
 # --- training and evaluation ---------------------------------------------------------------
@@ -157,8 +210,10 @@ def train_labels(wildcards):
 
 
 def trainer_settings(wildcards):
-    """The trainer section with the run's seed."""
-    return as_param({**config["train"]["trainer"], "seed": int(wildcards.seed)})
+    """The trainer section, updated by the model's train.model_trainer, with the run's seed."""
+    train = config["train"]
+    overrides = train["model_trainer"].get(wildcards.model, {})
+    return as_param({**train["trainer"], **overrides, "seed": int(wildcards.seed)})
 
 
 def model_settings(wildcards):
@@ -229,3 +284,50 @@ def property_tables(wildcards=None):
     if config["edg"]["pretrain"] is not None and config["edg"]["lambda_sweep"]:
         tables += [f"{RESULTS}/tables/{source}_edg_lambda.md" for source in train["sources"]]
     return tables
+
+
+# --- the run's records (snakemake --report) ---------------------------------------------------
+
+
+def run_records(wildcards=None):
+    """The effective config and the run times per stage (which follow every other target)."""
+    return [
+        *(f"{RESULTS}/summary/config.{x}" for x in ("yaml", "html")),
+        *(f"{RESULTS}/summary/runtimes.{x}" for x in ("tsv", "md", "html")),
+    ]
+
+
+def runtimes_inputs(wildcards=None):
+    """Every final target but the run's records: the run times are tabled after all jobs.
+    Asks for the shards first, so that the rule waits for the checkpoint (its params list
+    the jobs of every shard) even when no final target depends on a shard."""
+    shard_names()
+    records = run_records()
+    return [target for target in all_targets() if target not in records]
+
+
+def job_benchmarks(wildcards=None):
+    """The benchmark record ``{BENCHMARKS}/<rule>/<job>.tsv`` of every per-shard and per-run
+    job of the final targets (the rules with ``benchmark:``). Params, not inputs: a record
+    that is missing (a job run before records were kept) never reruns its job."""
+    shards = shard_names()
+    stages = ["conformers", *(f"density_{e}" for e in config["density"]["engines"])]
+    stages += [s for s in ("voxels", "pointclouds", "render") if config[s]["engine"] is not None]
+    records = [f"{BENCHMARKS}/shards.tsv"]
+    records += [f"{BENCHMARKS}/{stage}/{shard}.tsv" for stage in stages for shard in shards]
+    if not property_tables():
+        return records
+    edg, sources = config["edg"], config["train"]["sources"]
+    runs = [run for source in sources for run in runs_of(source)]
+    if edg["pretrain"] is not None:
+        records += [f"{BENCHMARKS}/{r}.tsv" for r in ("imageed", "imageed_features", "teacher")]
+        records += [f"{BENCHMARKS}/teacher_features/{source}.tsv" for source in sources]
+        records += [f"{BENCHMARKS}/render_structures/{shard}.tsv"
+                    for source in sources for shard in shards_of(source)]  # fmt: skip
+        for lam in sorted({edg["lambda"], *edg["lambda_sweep"]}):
+            runs += [run for source in sources for run in runs_of(source, lam)]
+    for run in runs:  # results/models/<source>/[lambda<λ>/edg-]<model>/<target>/seed<k>/…
+        job = Path(run).parent.relative_to(f"{RESULTS}/models")
+        stage = "train_edg" if job.parts[1].startswith("lambda") else "train_property"
+        records.append(f"{BENCHMARKS}/{stage}/{job}.tsv")
+    return records

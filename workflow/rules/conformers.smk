@@ -6,6 +6,8 @@ rule conformers:
         ledger=f"{RESULTS}/conformers/{{shard}}.ledger.tsv",
     log:
         f"{LOGS}/conformers/{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/conformers/{{shard}}.tsv"
     params:
         settings=as_param(config["conformers"]),
     threads: config["conformers"]["threads"]

@@ -15,6 +15,8 @@ rule imageed:
         ),
     log:
         f"{LOGS}/edg/imageed.log",
+    benchmark:
+        f"{BENCHMARKS}/imageed.tsv"
     params:
         settings=as_param(config["edg"]["imageed"]),
         run_dir=lambda w, output: str(Path(output.model).parent),
@@ -22,6 +24,7 @@ rule imageed:
     resources:
         runtime=2880,
         mem_mb=16000,
+        **MODEL_GPU,
     conda:
         "../../envs/train.yaml"
     shell:
@@ -38,10 +41,13 @@ rule imageed_features:
         directory(f"{RESULTS}/edg/imageed_features.zarr"),
     log:
         f"{LOGS}/edg/imageed_features.log",
+    benchmark:
+        f"{BENCHMARKS}/imageed_features.tsv"
     threads: 2
     resources:
         runtime=600,
         mem_mb=8000,
+        **MODEL_GPU,
     conda:
         "../../envs/train.yaml"
     shell:
@@ -58,6 +64,8 @@ rule teacher:
         f"{RESULTS}/edg/teacher/model.pt",
     log:
         f"{LOGS}/edg/teacher.log",
+    benchmark:
+        f"{BENCHMARKS}/teacher.tsv"
     params:
         settings=as_param(config["edg"]["teacher"]),
         run_dir=lambda w, output: str(Path(output[0]).parent),
@@ -65,6 +73,7 @@ rule teacher:
     resources:
         runtime=2880,
         mem_mb=16000,
+        **MODEL_GPU,
     conda:
         "../../envs/train.yaml"
     shell:
@@ -81,10 +90,13 @@ rule teacher_features:
         directory(f"{RESULTS}/edg/teacher_features/{{source}}.zarr"),
     log:
         f"{LOGS}/edg/teacher_features/{{source}}.log",
+    benchmark:
+        f"{BENCHMARKS}/teacher_features/{{source}}.tsv"
     threads: 2
     resources:
         runtime=600,
         mem_mb=8000,
+        **MODEL_GPU,
     conda:
         "../../envs/train.yaml"
     shell:
@@ -108,6 +120,8 @@ rule train_edg:
         f"{STUDENT_RUN}/test_predictions.parquet",
     log:
         f"{LOGS}/models/{{source}}/lambda{{lam}}/edg-{{model}}/{{target}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train_edg/{{source}}/lambda{{lam}}/edg-{{model}}/{{target}}/seed{{seed}}.tsv"
     params:
         settings=trainer_settings,
         model_kwargs=model_settings,
@@ -116,6 +130,7 @@ rule train_edg:
     resources:
         runtime=1440,
         mem_mb=16000,
+        **MODEL_GPU,
     conda:
         "../../envs/train.yaml"
     shell:

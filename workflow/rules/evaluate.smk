@@ -27,7 +27,7 @@ rule evaluate_property:
         runtime=30,
         mem_mb=4000,
     conda:
-        "../../envs/train.yaml"
+        "../../envs/core.yaml"
     shell:
         "python -m rhoflow evaluate --labels {input.labels:q} --split {input.split:q}"
         " --csv {output.csv:q} --md {output.md:q} --plots {output.plots:q} {params.runs:q}"
@@ -61,7 +61,7 @@ rule evaluate_lambda:
         runtime=30,
         mem_mb=4000,
     conda:
-        "../../envs/train.yaml"
+        "../../envs/core.yaml"
     shell:
         "python -m rhoflow evaluate-lambda --labels {input.labels:q} --split {input.split:q}"
         " --csv {output.csv:q} --md {output.md:q} --plot {output.plot:q} {params.runs:q}"

@@ -8,15 +8,16 @@ rule labels:
         f"{RESULTS}/density/{{engine}}/labels.parquet",
     log:
         f"{LOGS}/density/{{engine}}/labels.log",
-    threads: 1
+    threads: DASK_THREADS
     resources:
         runtime=60,
         mem_mb=8000,
+        dask=DASK_SETTINGS,
     conda:
         "../../envs/core.yaml"
     shell:
-        "python -m rhoflow labels --out {output:q} --stores {input.stores:q}"
-        " --tables {input.tables:q} > {log:q} 2>&1"
+        "python -m rhoflow labels --dask {resources.dask:q} --out {output:q}"
+        " --stores {input.stores:q} --tables {input.tables:q} > {log:q} 2>&1"
 
 
 # The sources' own labels alone (no density needed), per source: what geometry models learn
@@ -28,11 +29,13 @@ rule labels_source:
         f"{RESULTS}/labels/{{source}}.parquet",
     log:
         f"{LOGS}/labels/{{source}}.log",
-    threads: 1
+    threads: DASK_THREADS
     resources:
         runtime=60,
         mem_mb=8000,
+        dask=DASK_SETTINGS,
     conda:
         "../../envs/core.yaml"
     shell:
-        "python -m rhoflow labels --out {output:q} --tables {input.tables:q} > {log:q} 2>&1"
+        "python -m rhoflow labels --dask {resources.dask:q} --out {output:q}"
+        " --tables {input.tables:q} > {log:q} 2>&1"

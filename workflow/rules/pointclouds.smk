@@ -1,12 +1,14 @@
 # Point clouds of one engine's density store, per shard (+ a ledger of the molecules that failed).
 rule pointclouds:
     input:
-        lambda w: f"{RESULTS}/density/{config['pointclouds']['engine']}/{w.shard}.zarr",
+        f"{RESULTS}/density/{config['pointclouds']['engine']}/{{shard}}.zarr",
     output:
         store=directory(f"{RESULTS}/pointclouds/{{shard}}.zarr"),
         ledger=f"{RESULTS}/pointclouds/{{shard}}.ledger.tsv",
     log:
         f"{LOGS}/pointclouds/{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/pointclouds/{{shard}}.tsv"
     params:
         settings=as_param(without(config["pointclouds"], "engine")),
     threads: 1

@@ -3,12 +3,14 @@
 # features from them).
 rule render:
     input:
-        lambda w: f"{RESULTS}/density/{config['render']['engine']}/{w.shard}.zarr",
+        f"{RESULTS}/density/{config['render']['engine']}/{{shard}}.zarr",
     output:
         store=directory(f"{RESULTS}/render/{{shard}}.zarr"),
         ledger=f"{RESULTS}/render/{{shard}}.ledger.tsv",
     log:
         f"{LOGS}/render/{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/render/{{shard}}.tsv"
     params:
         settings=as_param(without(config["render"], "engine")),
     threads: 1
@@ -30,6 +32,8 @@ rule render_structures:
         ledger=f"{RESULTS}/render/structures/{{shard}}.ledger.tsv",
     log:
         f"{LOGS}/render/structures/{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/render_structures/{{shard}}.tsv"
     params:
         settings=as_param(without(config["render"], "engine")),
     threads: 1

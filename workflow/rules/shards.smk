@@ -5,6 +5,8 @@ checkpoint shards:
         outdir=directory(f"{RESULTS}/shards"),
     log:
         f"{LOGS}/shards.log",
+    benchmark:
+        f"{BENCHMARKS}/shards.tsv"
     params:
         sources=as_param([without(s, "path") for s in config["sources"]]),
         settings=as_param(config["shards"]),

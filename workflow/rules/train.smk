@@ -10,6 +10,8 @@ rule train_property:
         f"{RESULTS}/models/{{source}}/{{model}}/{{target}}/seed{{seed}}/test_predictions.parquet",
     log:
         f"{LOGS}/models/{{source}}/{{model}}/{{target}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train_property/{{source}}/{{model}}/{{target}}/seed{{seed}}.tsv"
     params:
         settings=trainer_settings,
         model_kwargs=model_settings,
@@ -18,6 +20,7 @@ rule train_property:
     resources:
         runtime=1440,
         mem_mb=16000,
+        **MODEL_GPU,
     conda:
         "../../envs/train.yaml"
     shell:

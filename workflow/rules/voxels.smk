@@ -1,12 +1,14 @@
 # Voxel grids of one engine's density store, per shard (+ a ledger of the molecules that failed).
 rule voxels:
     input:
-        lambda w: f"{RESULTS}/density/{config['voxels']['engine']}/{w.shard}.zarr",
+        f"{RESULTS}/density/{config['voxels']['engine']}/{{shard}}.zarr",
     output:
         store=directory(f"{RESULTS}/voxels/{{shard}}.zarr"),
         ledger=f"{RESULTS}/voxels/{{shard}}.ledger.tsv",
     log:
         f"{LOGS}/voxels/{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/voxels/{{shard}}.tsv"
     params:
         settings=as_param(without(config["voxels"], "engine")),
     threads: 1

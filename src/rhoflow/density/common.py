@@ -5,6 +5,9 @@ from __future__ import annotations
 import ctypes
 import signal
 import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -71,6 +74,20 @@ def dipole_labels(dipole_debye: np.ndarray) -> dict[str, float]:
         "dipole_z_debye": float(d[2]),
         "dipole_debye": float(np.linalg.norm(d)),
     }
+
+
+@contextmanager
+def timed(timings_s: dict[str, float], phase: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` block (s) to ``timings_s[phase]``.
+
+    Engines record their phases this way in provenance ``timings_s`` (``scf``,
+    ``density_grid``, ``esp_grid``), so a user sees where a molecule's time went.
+    """
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings_s[phase] = timings_s.get(phase, 0.0) + time.perf_counter() - start
 
 
 def provenance(engine: str, version: str, **fields: Any) -> dict[str, Any]:

@@ -10,16 +10,22 @@ Basis functions are cartesian or spherical as psi4 does by default (``cartesian:
 cartesian for the 3-21G/6-31G families (Pople's 6d convention, also Gaussian's and GAMESS's),
 spherical otherwise.
 
-Density: ρ(r) = Σ_ij D_ij φ_i(r) φ_j(r) with D the total (α+β) density matrix, evaluated with
-``pyscf.dft.numint`` in blocks of points with basis-function screening (e/bohr³).
+Density: ρ(r) = Σ_k n_k ψ_k(r)² over the occupied orbitals of both spins (e/bohr³), the same as
+Σ_ij D_ij φ_i(r) φ_j(r) with D the total (α+β) density matrix, evaluated separably on the grid
+(:mod:`rhoflow.density.gto_grid`).
 
 ESP (Hartree/e), ``esp``:
 ``exact``  V(r) = Σ_A Z_A/|r − R_A| − Σ_ij D_ij (i|1/|r'−r||j), the electronic integrals
            from ``int1e_grids`` per block of points; cost ∝ points × nbf².
 ``df``     the same with D fitted to an auxiliary basis (Coulomb metric, ``auxbasis`` or
-           def2-universal-jkfit) and V_el(r) = −Σ_P d_P (P|1/|r'−r|), cost ∝ points × naux;
-           psi4's cubeprop ESP is made this way.
+           def2-universal-jkfit) and V_el(r) = −Σ_P d_P (P|1/|r'−r|) (``int1e_grids``, see
+           :func:`unit_function`), cost ∝ points × naux; psi4's cubeprop ESP is made this way.
 ``none``   no ESP.
+
+Device (``device``): ``cuda`` runs the SCF on the GPU through gpu4pyscf (``mf.to_gpu()``) and
+brings its orbitals back to numpy; labels, density and ESP on the grid are then evaluated on the
+CPU as always. ``auto`` is ``cuda`` when gpu4pyscf imports and CUDA sees a device, else ``cpu``,
+decided in each molecule's own (forked) process, so the parent never initialises CUDA.
 
 Settings: the ``density.pyscf`` section of ``rhoflow/schemas/config.schema.yaml``, complete (filled
 and checked once where the command enters the library); :func:`check_settings` adds the one check
@@ -28,6 +34,7 @@ the schema cannot make.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 from collections.abc import Mapping
@@ -44,9 +51,11 @@ from rhoflow.density.common import (
     frontier_labels,
     provenance,
     spin_multiplicity,
+    timed,
     total_electrons,
 )
 from rhoflow.density.grid import GridSpec, grid_for
+from rhoflow.density.gto_grid import density_on_grid
 from rhoflow.molecule import Molecule
 from rhoflow.parallel import StageFailure
 from rhoflow.result import DensityResult
@@ -63,7 +72,10 @@ _POPLE_CARTESIAN = re.compile(r"^(3-21|6-31)(\+{0,2})g", re.IGNORECASE)
 
 def check_settings(settings: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` naming the key unless an xc ``method`` of the completed settings
-    parses with PySCF's libxc (the schema cannot know PySCF's functionals)."""
+    parses with PySCF's libxc (the schema cannot know PySCF's functionals), or when ``device``
+    is ``cuda`` and gpu4pyscf is not installed (checked without starting CUDA)."""
+    if settings["device"] == "cuda" and importlib.util.find_spec("gpu4pyscf") is None:
+        raise ValueError(f"config key 'density.{NAME}.device': 'cuda' needs {GPU4PYSCF_HINT}")
     if _is_hf(settings["method"]):
         return
     from pyscf.dft import libxc
@@ -75,6 +87,39 @@ def check_settings(settings: Mapping[str, Any]) -> None:
             f"config key 'density.{NAME}.method': {settings['method']!r} is not a PySCF xc "
             f"functional: {exc}"
         ) from exc
+
+
+GPU4PYSCF_HINT = "gpu4pyscf, which is not installed (pip install gpu4pyscf-cuda12x)"
+
+
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``cuda`` for the ``device`` setting: ``auto`` is ``cuda`` when gpu4pyscf
+    imports and CUDA sees a device, else ``cpu``. ``cuda`` where that fails raises
+    ``RuntimeError`` saying why. Starts CUDA (call it in the process that computes)."""
+    if device == "cpu":
+        return "cpu"
+    problem = _cuda_problem()
+    if problem is None:
+        return "cuda"
+    if device == "cuda":
+        raise RuntimeError(f"density.{NAME}.device is 'cuda' but {problem}")
+    return "cpu"
+
+
+def _cuda_problem() -> str | None:
+    """Why gpu4pyscf cannot run here, or None when it can."""
+    try:
+        import cupy
+        import gpu4pyscf  # noqa: F401
+    except ImportError:
+        return f"it needs {GPU4PYSCF_HINT}"
+    except Exception as exc:  # a broken CUDA install fails gpu4pyscf's import in many ways
+        return f"gpu4pyscf does not import: {type(exc).__name__}: {exc}"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # cupy's CUDARuntimeError: no driver, no device
+        return f"CUDA finds no device: {exc}"
+    return None if count > 0 else "CUDA finds no device"
 
 
 def _is_hf(method: str) -> bool:
@@ -127,11 +172,29 @@ def _scf_object(mol, settings: dict[str, Any]):  # -> pyscf SCF object
     return mf
 
 
-def run_scf(molecule: Molecule, settings: dict[str, Any]):  # -> converged SCF object
-    """Converged SCF for validated ``settings``; ``scf_not_converged`` failure otherwise."""
+def _kernel_on_gpu(mf) -> None:
+    """Run ``mf``'s SCF on the GPU (gpu4pyscf) and keep its results in ``mf`` as numpy, so the
+    CPU object goes on to the labels, density and ESP as after a CPU SCF."""
+    gpu = mf.to_gpu()
+    gpu.kernel()
+    for key in ("mo_energy", "mo_coeff", "mo_occ"):
+        value = getattr(gpu, key)
+        setattr(mf, key, np.asarray(value.get() if hasattr(value, "get") else value))
+    mf.e_tot, mf.converged = float(gpu.e_tot), bool(gpu.converged)
+    mf.cycles = int(getattr(gpu, "cycles", 0))
+
+
+def run_scf(
+    molecule: Molecule, settings: dict[str, Any], device: str = "cpu"
+):  # -> converged SCF object
+    """Converged SCF for validated ``settings`` on ``device`` (``cpu`` or ``cuda``, see
+    :func:`resolve_device`); ``scf_not_converged`` failure otherwise. Its arrays are numpy."""
     mol = build_mole(molecule, settings)
     mf = _scf_object(mol, settings)
-    mf.kernel()
+    if device == "cuda":
+        _kernel_on_gpu(mf)
+    else:
+        mf.kernel()
     if not mf.converged:
         raise StageFailure(
             "scf_not_converged",
@@ -194,16 +257,13 @@ def block_size(per_point: int) -> int:
     return int(max(64, min(100_000, BLOCK_BYTES // (8 * max(1, per_point)))))
 
 
-def density_on_grid(mol, dm: np.ndarray, spec: GridSpec) -> np.ndarray:
-    """ρ (e/bohr³) at every point of ``spec``, flat in cube order."""
-    from pyscf.dft import numint
-
-    out = np.empty(spec.n_points)
-    for start, stop, coords in spec.blocks(block_size(mol.nao)):
-        mask = numint.make_mask(mol, coords)
-        ao = numint.eval_ao(mol, coords, deriv=0, non0tab=mask)
-        out[start:stop] = numint.eval_rho(mol, ao, dm, non0tab=mask, xctype="LDA")
-    return out
+def occupied_orbitals(mf) -> tuple[np.ndarray, np.ndarray]:
+    """MO coefficients ``[nao, k]`` and occupations ``[k]`` of a converged SCF, both spin
+    channels side by side, so that C diag(n) Cᵀ is the total density matrix."""
+    coeff, occ = np.asarray(mf.mo_coeff), np.asarray(mf.mo_occ)
+    if occ.ndim == 1:
+        return coeff, occ
+    return np.hstack(list(coeff)), np.concatenate(list(occ))
 
 
 def nuclear_potential(mol, coords: np.ndarray) -> np.ndarray:
@@ -252,16 +312,32 @@ def fit_density(mol, dm: np.ndarray, auxbasis: str):  # -> (auxmol, coefficients
     return auxmol, coefficients
 
 
+def unit_function(cart: bool):  # -> pyscf.gto.Mole
+    """A PySCF molecule holding one s function equal to 1 everywhere (exponent 0).
+
+    ``int1e_grids`` of (P| and this function gives ∫ χ_P(r') / |r' − g| dr', the potential of
+    basis function P at each grid point g, in one vectorised libcint call per block of points
+    (3× faster than ``int2c2e`` against a point-charge "molecule" of one shell per point).
+    """
+    from pyscf import gto
+
+    unit = gto.fakemol_for_charges(np.zeros((1, 3)))
+    unit._env[unit._bas[0, gto.PTR_EXP]] = 0.0
+    unit._env[unit._bas[0, gto.PTR_COEFF]] = 2.0 * np.sqrt(np.pi)  # cancels libcint's 1/(2√π)
+    unit.cart = cart  # as the other molecule: no cartesian-to-spherical step
+    return unit
+
+
 def esp_density_fitted(mol, dm: np.ndarray, spec: GridSpec, auxbasis: str) -> np.ndarray:
     """ESP (Hartree/e) with the electronic part from a fitted density, flat in cube order."""
     from pyscf import gto
 
     auxmol, coefficients = fit_density(mol, dm, auxbasis)
+    unit = unit_function(auxmol.cart)
     out = np.empty(spec.n_points)
     for start, stop, coords in spec.blocks(block_size(auxmol.nao)):
-        fake = gto.fakemol_for_charges(coords)
-        ints = gto.mole.intor_cross("int2c2e", auxmol, fake)  # [naux, n]
-        out[start:stop] = nuclear_potential(mol, coords) - coefficients @ ints
+        ints = gto.intor_cross("int1e_grids", auxmol, unit, grids=coords)  # [n, naux, 1]
+        out[start:stop] = nuclear_potential(mol, coords) - ints[:, :, 0] @ coefficients
     return out
 
 
@@ -311,14 +387,19 @@ def run(molecule: Molecule, settings: dict[str, Any], threads: int = 1) -> Densi
 
     lib.num_threads(threads)
     start = time.perf_counter()
-    mf = run_scf(molecule, settings)
+    timings_s: dict[str, float] = {}
+    device = resolve_device(settings["device"])
+    with timed(timings_s, "scf"):
+        mf = run_scf(molecule, settings, device)
     mol, dm = mf.mol, total_dm(mf)
     n_dm = float(np.einsum("ij,ji->", dm, mol.intor_symmetric("int1e_ovlp")))
     check_electron_count(n_dm, total_electrons(molecule))
     coords = mol.atom_coords()
     spec = grid_for(coords, settings)
-    density = spec.to_grid(density_on_grid(mol, dm, spec))
-    esp_values = esp_on_grid(mol, dm, spec, settings)
+    with timed(timings_s, "density_grid"):
+        density = spec.to_grid(density_on_grid(mol, *occupied_orbitals(mf), spec))
+    with timed(timings_s, "esp_grid"):
+        esp_values = esp_on_grid(mol, dm, spec, settings)
     esp = None if esp_values is None else spec.to_grid(esp_values)
     labels = scf_labels(mf)
     restricted = np.asarray(mf.mo_occ).ndim == 1
@@ -337,6 +418,8 @@ def run(molecule: Molecule, settings: dict[str, Any], threads: int = 1) -> Densi
         scf_converged=bool(mf.converged),
         scf_iterations=int(mf.cycles),
         threads=threads,
+        device=device,
+        timings_s=timings_s,
         wall_s=time.perf_counter() - start,
     )
     return DensityResult(

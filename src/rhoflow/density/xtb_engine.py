@@ -5,7 +5,7 @@ scratch directory. xtb's own ``density.cub`` is not used: it has a fixed 3-bohr 
 stretched to fit, and tabulated exponentials (≈1 % error). Instead ``molden.input`` (the
 minimal STO-nG valence basis and the MO coefficients) is loaded into a PySCF ``Mole`` and the
 density is evaluated exactly on the same grid as the other engines
-(:func:`rhoflow.density.pyscf_engine.density_on_grid`).
+(:func:`rhoflow.density.gto_grid.density_on_grid`).
 
 xtb 6.5.1's molden conventions, verified by requiring orthonormal MOs (|CᵀSC − 1| ≤ 1e-6) and
 tr(DS) = the valence electron count for every molecule: primitive coefficients include the
@@ -46,8 +46,10 @@ from rhoflow.density.common import (
     frontier_labels,
     provenance,
     spin_multiplicity,
+    timed,
 )
 from rhoflow.density.grid import grid_for
+from rhoflow.density.gto_grid import density_on_grid
 from rhoflow.elements import SYMBOLS
 from rhoflow.molecule import Molecule
 from rhoflow.parallel import StageFailure
@@ -254,26 +256,28 @@ def run(
 ) -> DensityResult:
     """Valence density of one molecule with validated ``settings`` (no ESP)."""
     start = time.perf_counter()
+    timings_s: dict[str, float] = {}  # density_grid includes reading and checking the orbitals
     workdir = Path(tempfile.mkdtemp(prefix="xtb-", dir=scratch_root))
     try:
-        stdout = run_xtb(workdir, molecule, settings, threads)
-        result = json.loads((workdir / "xtbout.json").read_text())
-        mol, occ, coeff, spins = load_molden(workdir / "molden.input")
+        with timed(timings_s, "scf"):
+            stdout = run_xtb(workdir, molecule, settings, threads)
+            result = json.loads((workdir / "xtbout.json").read_text())
+        with timed(timings_s, "density_grid"):
+            mol, occ, coeff, spins = load_molden(workdir / "molden.input")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     n_expected = expected_valence(molecule)
     if int(result["number of electrons"]) != n_expected:
         raise StageFailure("engine_error", f"xtb counts {result['number of electrons']} valence "
                            f"electrons, expected {n_expected}")
-    check_orbitals(mol, coeff, spins)
-    dm = (coeff * occ) @ coeff.T
-    n_dm = float(np.einsum("ij,ji->", dm, mol.intor_symmetric("int1e_ovlp")))
-    check_electron_count(n_dm, n_expected)
-    from rhoflow.density.pyscf_engine import density_on_grid
-
-    coords = mol.atom_coords()
-    spec = grid_for(coords, settings)
-    density = spec.to_grid(density_on_grid(mol, dm, spec))
+    with timed(timings_s, "density_grid"):
+        check_orbitals(mol, coeff, spins)
+        dm = (coeff * occ) @ coeff.T
+        n_dm = float(np.einsum("ij,ji->", dm, mol.intor_symmetric("int1e_ovlp")))
+        check_electron_count(n_dm, n_expected)
+        coords = mol.atom_coords()
+        spec = grid_for(coords, settings)
+        density = spec.to_grid(density_on_grid(mol, coeff, occ, spec))
     prov = provenance(
         NAME, _version(result),
         method=METHOD_NAMES[settings["method"]],
@@ -287,6 +291,7 @@ def run(
         scf_converged=True,
         scf_iterations=_iterations(stdout),
         threads=threads,
+        timings_s=timings_s,
         wall_s=time.perf_counter() - start,
     )
     return DensityResult(

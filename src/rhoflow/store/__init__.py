@@ -15,6 +15,7 @@ Read::
     ds.get("mol-42"); ds.esp("mol-42")             # O(1) by id
     ds.map(lambda da: float(da.max())).compute()   # dask bag over all molecules
     info("shard-0001.zarr")                        # molecules, engines, failures, bytes, files
+    dataset_stats(ds.shards)                       # checks over all molecules (dask pass)
 
 Cube interop: ``export_cube(store, id, "x_Dt.cube")``, ``import_cubes(find_cube_pairs(dir),
 "imported.zarr")`` (EDBench ``<id>_Dt.cube`` + ``<id>_ESP.cube``).
@@ -28,6 +29,7 @@ from rhoflow.store.dataset import Dataset, cached_store, open_dataset, write_ind
 from rhoflow.store.info import disk_usage, info
 from rhoflow.store.layout import FIELDS, UNITS, ledger_path
 from rhoflow.store.reader import IncompleteStoreError, ShardStore, open_store
+from rhoflow.store.stats import dataset_stats
 from rhoflow.store.writer import StoreWriter, write_store
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "StoreWriter",
     "cached_store",
     "cube_id",
+    "dataset_stats",
     "disk_usage",
     "export_cube",
     "find_cube_pairs",

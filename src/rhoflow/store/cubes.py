@@ -19,6 +19,7 @@ import numpy as np
 
 from rhoflow.cube import read_cube, write_cube
 from rhoflow.ledger import LedgerRow
+from rhoflow.molecule import check_id
 from rhoflow.result import DensityResult
 from rhoflow.store.dataset import Dataset
 from rhoflow.store.layout import UNITS
@@ -99,7 +100,8 @@ def _cube_result(density_path: Path, esp_path: Path | None, mol_id: str) -> Dens
         ):
             raise ValueError(f"{esp_path.name}: atoms differ from {density_path.name}")
         if esp.values.shape != density.values.shape or not np.allclose(
-            [esp.origin_bohr, esp.spacing_bohr], [density.origin_bohr, density.spacing_bohr],
+            [esp.origin_bohr, esp.spacing_bohr],
+            [density.origin_bohr, density.spacing_bohr],
             atol=1e-6,
         ):
             raise ValueError(f"{esp_path.name}: grid differs from {density_path.name}")
@@ -133,9 +135,10 @@ def import_cubes(
     ``pairs`` yields ``(density cube, ESP cube or None)``; ids come from ``ids`` or the
     density file names (:func:`cube_id`). Each molecule gets provenance
     ``{"engine": "cube-import", "source_files": {...}, "cube_comments": {...}}``. With
-    ``skip_invalid`` unreadable or mismatched cubes are skipped and returned as ledger rows
-    (reason ``engine_error``); otherwise the first one raises and no store appears.
-    ``writer_options`` go to :class:`StoreWriter`.
+    ``skip_invalid`` unreadable or mismatched cubes, and file names that make no valid molecule
+    id (:data:`rhoflow.molecule.ID_PATTERN`: no spaces, shell or path characters), are skipped
+    and returned as ledger rows (reason ``engine_error``); otherwise the first one raises and no
+    store appears. ``writer_options`` go to :class:`StoreWriter`.
     """
     failures: list[LedgerRow] = []
     id_iter = iter(ids) if ids is not None else None
@@ -143,12 +146,18 @@ def import_cubes(
         for dens, esp in pairs:
             density_path = Path(dens)
             mol_id = next(id_iter) if id_iter is not None else cube_id(density_path)
-            try:
-                result = _cube_result(density_path, Path(esp) if esp else None, mol_id)
+            error: Exception | None = None
+            try:  # an unreadable input or a bad name; an OSError writing the store propagates
+                result = _cube_result(density_path, Path(esp) if esp else None, check_id(mol_id))
             except (OSError, ValueError) as exc:
+                error = exc
+            else:
+                try:
+                    writer.add(result)
+                except ValueError as exc:  # refused, nothing written: a duplicate id, Z > 255
+                    error = exc
+            if error is not None:
                 if not skip_invalid:
-                    raise
-                failures.append(LedgerRow(mol_id, IMPORT_STAGE, "engine_error", str(exc)))
-                continue
-            writer.add(result)
+                    raise error
+                failures.append(LedgerRow(mol_id, IMPORT_STAGE, "engine_error", str(error)))
     return failures

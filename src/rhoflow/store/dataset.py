@@ -44,21 +44,30 @@ def _relative(shard: Path, base: Path) -> str:
         return str(shard)
 
 
+def _shard_ids(shard: str) -> list[str]:
+    return open_store(shard).ids
+
+
 def write_index(shards: Iterable[str | Path], out_path: str | Path) -> Path:
     """Write the consolidated Parquet index of ``shards`` (finished stores) to ``out_path``.
 
+    The shards' ids are read by one dask task per shard, on the current scheduler (a
+    :func:`rhoflow.cluster.dask_client`, else dask's threads); the index is the same on any.
     Raises ``ValueError`` when an id occurs twice and :class:`IncompleteStoreError` for a shard
     without its completion marker. Written atomically; returns ``out_path``.
     """
+    import dask
+
     out = Path(out_path)
+    paths = [Path(shard).absolute() for shard in shards]
+    listed = dask.compute(*[dask.delayed(_shard_ids, pure=True)(str(p)) for p in paths])
     ids: list[str] = []
     shard_col: list[str] = []
     positions: list[np.ndarray] = []
-    for shard in shards:
-        store = open_store(shard)
-        ids.extend(store.ids)
-        shard_col.extend([_relative(store.path, out.parent)] * len(store))
-        positions.append(np.arange(len(store), dtype=np.int32))
+    for path, shard_ids in zip(paths, listed, strict=True):
+        ids.extend(shard_ids)
+        shard_col.extend([_relative(path, out.parent)] * len(shard_ids))
+        positions.append(np.arange(len(shard_ids), dtype=np.int32))
     index = pd.Index(ids)
     if not index.is_unique:
         dup = index[index.duplicated()].unique()[:5].tolist()

@@ -7,6 +7,18 @@ config (recorded as config.json). It fits with best and last checkpoints, resume
 lets the task write its test outputs and merges the CSV logs of every attempt into
 ``metrics.csv``. It knows no method: property regression, ImageED, the teacher and the EDG
 students all call it.
+
+Faults, for every task alike:
+
+- checkpoints are written like every rhoflow file (:func:`rhoflow.io.atomic_path`): a full
+  disk or a killed job leaves the previous ``last.ckpt`` / ``best.ckpt`` intact;
+- a non-finite training loss stops the run (:class:`FiniteLoss`) naming the epoch, the batch
+  and its molecules, before that step changes any weight: the last checkpoint is the last
+  complete epoch;
+- an unreadable ``last.ckpt`` (a copy cut short) is not resumed from: the run resumes from
+  ``best.ckpt``, which holds the complete training state of its epoch, so it ends as an
+  uninterrupted run does; with neither readable it stops naming both files
+  (:func:`resume_checkpoint`).
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ import json
 import logging
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +44,7 @@ from lightning.pytorch.callbacks import (
     TQDMProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from rhoflow.io import atomic_path
 from rhoflow.train.task import EpochTask
@@ -65,6 +79,89 @@ class RNGStates(Callback):
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
         version, internal, gauss_next = state["python"]
         random.setstate((version, tuple(internal), gauss_next))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary sibling and renamed into place
+    (:func:`rhoflow.io.atomic_path`). Lightning's own writer goes through a file in the system
+    temporary folder and ``shutil.move``, which copies (not atomically) when that folder is on
+    another file system, as on cluster nodes: a job killed during the copy would leave a
+    truncated ``last.ckpt``, and a full ``/tmp`` would fail a run whose output disk has room."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+class FiniteLoss(Callback):
+    """Stops training at the first non-finite loss, before its backward pass, naming the epoch
+    (0-based, as in metrics.csv), the batch and its first molecules.
+
+    A run stops rather than skips the batch: a molecule without a finite label never reaches
+    a property batch (:mod:`rhoflow.train.data` leaves it out), so a NaN or infinite loss means
+    that the optimisation diverged or the model computed a NaN, and a run that skipped such
+    batches would go on silently with fewer and fewer of them. Stopping before the step keeps
+    the weights finite and ``last.ckpt`` at the last complete epoch. All ranks take the same
+    decision (one any-reduce per step), so a DDP run stops on every rank together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._where = ""
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        ids = list(batch.get("ids", ())) if isinstance(batch, dict) else []
+        shown = ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")
+        self._where = f"epoch {trainer.current_epoch}, batch {batch_idx}" + (
+            f" (molecules {shown})" if ids else ""
+        )
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if trainer.strategy.reduce_boolean_decision(bad, all=False):
+            raise FloatingPointError(
+                f"non-finite training loss ({float(loss.detach().float().mean())}) in "
+                f"{self._where}: training stopped before this step; the last checkpoint is the "
+                "last complete epoch (lower lr or set gradient_clip_val, in a new run directory)"
+            )
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` is not a loadable checkpoint, or None when it is (read memory-mapped: the
+    zip directory at its end is what a truncated file lacks)."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - whatever torch says, the file cannot be resumed
+        return f"{type(exc).__name__}: {' '.join(str(exc).split()).split('. ')[0][:200]}"
+    return None
+
+
+def resume_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint a run in ``run_dir`` resumes from: ``checkpoints/last.ckpt``; when that
+    is unreadable (a truncated copy), ``checkpoints/best.ckpt`` (its epoch's complete training
+    state: the run redoes the later epochs exactly); None for a new run. Raises
+    ``RuntimeError`` naming the files when neither can be read."""
+    folder = Path(run_dir) / "checkpoints"
+    last, best = folder / "last.ckpt", folder / "best.ckpt"
+    if not last.exists():
+        return None
+    problem = _unreadable(last)
+    if problem is None:
+        return last
+    if best.exists() and _unreadable(best) is None:
+        log.warning("%s is unreadable (%s); resuming from %s", last, problem, best)
+        return best
+    raise RuntimeError(
+        f"cannot resume {run_dir}: {last} is unreadable ({problem}) and {best} is missing or "
+        f"unreadable too; delete {folder} to train the run again from the start"
+    )
 
 
 def resolve_hardware(settings: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +204,7 @@ def build_trainer(
     )
     # the plain summary (to the log) and tqdm bar, also where `rich` is installed (Lightning
     # would switch both to rich, whose summary goes to stdout)
-    callbacks: list[Callback] = [best, last, RNGStates(), ModelSummary()]
+    callbacks: list[Callback] = [best, last, RNGStates(), FiniteLoss(), ModelSummary()]
     if settings["progress_bar"]:
         callbacks.append(TQDMProgressBar())
     if settings["early_stopping_patience"] is not None:
@@ -125,6 +222,7 @@ def build_trainer(
         gradient_clip_val=settings["gradient_clip_val"],
         callbacks=callbacks,
         logger=loggers,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=settings["progress_bar"],
         default_root_dir=run_dir,
     )
@@ -154,10 +252,10 @@ def merge_metrics(run_dir: str | Path) -> Path:
     return out
 
 
-def _check_resumable(path: Path, config: dict[str, Any]) -> None:
-    """Refuse to resume a run directory whose config.json differs from ``config`` beyond the
+def changed_settings(path: Path, config: dict[str, Any]) -> list[str]:
+    """The keys in which the run's config.json (``path``) differs from ``config`` beyond the
     :data:`RESUMABLE` trainer settings and the :data:`UNCHECKED` keys (paths compare as the
-    files they name)."""
+    files they name): none when the run may resume."""
     old = json.loads(path.read_text())
 
     def real(value: Any) -> Any:  # the same files, however their paths were written
@@ -172,12 +270,7 @@ def _check_resumable(path: Path, config: dict[str, Any]) -> None:
         return out
 
     a, b = fixed(old), fixed(config)
-    if a != b:
-        keys = sorted(k for k in a | b if a.get(k) != b.get(k))
-        raise ValueError(
-            f"{path.parent} holds a run with other settings ({', '.join(keys)} differ); "
-            "use a new run directory"
-        )
+    return sorted(k for k in a | b if a.get(k) != b.get(k))
 
 
 def fit(
@@ -187,21 +280,27 @@ def fit(
     settings: dict[str, Any],
     config: dict[str, Any],
 ) -> L.Trainer:
-    """Fit ``task`` in ``run_dir``, resuming from ``checkpoints/last.ckpt`` when present (and
-    ``config`` agrees with the run's config.json beyond :data:`RESUMABLE`), and write
-    config.json and the merged metrics.csv. ``task.monitor`` selects ``checkpoints/best.ckpt``.
+    """Fit ``task`` in ``run_dir``, resuming from ``checkpoints/last.ckpt`` when present and
+    ``config`` agrees with the run's config.json beyond :data:`RESUMABLE` (from ``best.ckpt``
+    when ``last.ckpt`` is unreadable, :func:`resume_checkpoint`); a run directory holding other
+    settings or data (:func:`changed_settings`) is emptied and trained anew. Writes config.json
+    and the merged metrics.csv. ``task.monitor`` selects ``checkpoints/best.ckpt``.
     Returns the trainer (its ``checkpoint_callback`` knows the best score)."""
     run_dir = Path(run_dir)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if last.exists():
-        _check_resumable(run_dir / "config.json", config)
-        log.info("resuming %s from %s", run_dir, last)
+    resume = resume_checkpoint(run_dir)
+    changed = changed_settings(run_dir / "config.json", config) if resume is not None else []
+    if changed:  # a rerun for new settings or data (Snakemake's), not a retry: start over
+        log.warning("%s held a run with other %s: starting a new run", run_dir, ", ".join(changed))
+        shutil.rmtree(run_dir)
+        resume = None
+    if resume is not None:
+        log.info("resuming %s from %s", run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(settings, run_dir, task.monitor)
     if trainer.is_global_zero:
         with atomic_path(run_dir / "config.json") as tmp:
             tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    trainer.fit(task, datamodule=data, ckpt_path=last if last.exists() else None, weights_only=True)
+    trainer.fit(task, datamodule=data, ckpt_path=resume, weights_only=True)
     if trainer.is_global_zero:
         merge_metrics(run_dir)
     return trainer
