@@ -32,6 +32,9 @@ wildcard_constraints:
     target=r"[a-z][a-z0-9_]*",
     seed=r"\d+",
     lam=r"[0-9][0-9.e+-]*",
+    mode=r"atoms|density|gradient|density\+gradient|shape",
+    fraction=r"[0-9][0-9.e-]*",
+    representation=r"voxels|pointclouds|images",
 
 
 include: "workflow/rules/shards.smk"
@@ -45,6 +48,7 @@ include: "workflow/rules/render.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/edg.smk"
+include: "workflow/rules/edrep.smk"
 include: "workflow/rules/summary.smk"
 
 

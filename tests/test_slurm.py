@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import FAST_CONFORMERS, REPO, planned_rules, run_snakemake
@@ -122,6 +123,10 @@ def test_every_job_was_submitted_with_its_rules_resources(slurm_run):
     sweep = (results / "tables/t_edg_lambda.md").read_text()
     assert "| 0.1 | edg-schnet |" in sweep and "| 1 | edg-schnet |" in sweep
     assert (results / "summary/stages.md").exists()
+    stats = json.loads((results / "density/psi4/stats.json").read_text())
+    index = pd.read_parquet(results / "density/psi4/index.parquet")
+    assert stats["molecules"] == len(index) > 0 and stats["shards"] == 1
+    assert stats["mismatched"] == [] and stats["electron_count_errors"] == []
     jobs = submissions(workdir)
     rules = {job["comment"].removeprefix("rule_").split("_wildcards_")[0] for job in jobs}
     assert MODEL_RULES | {"shards", "conformers", "density_psi4", "store_index", "render",
@@ -182,10 +187,10 @@ def changed(**sections) -> dict:
           "teacher", "teacher_features", "train_edg", "evaluate_property", "evaluate_lambda"}),
         # the psi4 basis: psi4 densities and their dependants, not conformers
         ({"density": {"psi4.basis": "3-21g"}},
-         {"density_psi4", "store_index", "labels", "density_slices", "voxels", "pointclouds",
-          "render",
-          "render_gallery", "imageed", "imageed_features", "teacher", "teacher_features",
-          "train_property", "train_edg", "evaluate_property", "evaluate_lambda"}),
+         {"density_psi4", "store_index", "store_stats", "labels", "density_slices", "voxels",
+          "pointclouds", "render", "render_gallery", "imageed", "imageed_features",
+          "teacher", "teacher_features", "train_property", "train_edg", "evaluate_property",
+          "evaluate_lambda"}),
         # one model's learning rate: that model's runs and its tables only
         ({"train": {"model_trainer": {"schnet": {"lr": 3e-3}}}},
          {"train_property", "train_edg", "evaluate_property", "evaluate_lambda"}),

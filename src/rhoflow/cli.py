@@ -372,6 +372,39 @@ def cmd_evaluate_lambda(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_curves(args: argparse.Namespace) -> int:
+    from rhoflow.evaluate import voxel_curves_table, write_voxel_curves
+
+    write_voxel_curves(voxel_curves_table(args.runs), args.csv, args.md, args.plot)
+    print(Path(args.md).read_text())
+    return 0
+
+
+def cmd_evaluate_representations(args: argparse.Namespace) -> int:
+    from rhoflow.evaluate import representations_table, write_representations_table
+
+    write_representations_table(representations_table(args.runs), args.csv, args.md)
+    print(Path(args.md).read_text())
+    return 0
+
+
+def cmd_edrep_train(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
+    from rhoflow.edrep import train_representation
+
+    part = "curves" if args.mode is not None else "representations"
+    settings = section_settings(f"edrep.{part}.trainer", args.settings)
+    model = "model" if part == "curves" else args.representation
+    kwargs = section_settings(f"edrep.{part}.{model}", args.model_kwargs)
+    _torch_threads(args.threads)
+    summary = train_representation(
+        args.out, args.representation, args.groups, args.labels, args.split, args.targets,
+        kwargs, settings, args.loss, args.mode, args.fraction,
+    )  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from rhoflow.summary import plot_failures, summarize, write_summary
 
@@ -612,6 +645,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", type=Path, help="image groups")
     p.set_defaults(func=cmd_edg_features)
 
+    edrep = sub.add_parser("edrep", help="models over density voxels, point clouds, images")
+    edrep_sub = edrep.add_subparsers(dest="edrep_command", required=True)
+    p = edrep_sub.add_parser(
+        "train", help="one run of a representation's model; resumes from OUT's last.ckpt"
+    )
+    p.add_argument("--representation", choices=["voxels", "pointclouds", "images"],
+                   required=True)  # fmt: skip
+    p.add_argument(
+        "--mode",
+        choices=["atoms", "density", "gradient", "density+gradient", "shape"],
+        help="voxels: a curve run's input mode (default: every channel)",
+    )
+    p.add_argument("--fraction", type=float, default=1.0, help="of the train split (nested)")
+    p.add_argument("--targets", nargs="+", required=True, help="labels columns learnt together")
+    p.add_argument("--loss", choices=["l1", "mse"], required=True)
+    p.add_argument("--model-kwargs", type=_json_arg, default={}, help="model arguments as JSON")
+    p.add_argument("--settings", type=_json_arg, default={}, help="trainer settings as JSON")
+    p.add_argument("--labels", type=Path, required=True, help="typed labels table (.parquet)")
+    p.add_argument("--split", type=Path, required=True, help="the dataset's split file (.parquet)")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("groups", nargs="+", type=Path, help="the representation's shard groups")
+    p.set_defaults(func=cmd_edrep_train)
+
     p = sub.add_parser(
         "predict", help="a trained model's predictions (with units) for new molecules, as CSV"
     )
@@ -644,6 +701,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, required=True, help="output plot (.png)")
     p.add_argument("runs", nargs="+", type=Path, help="plain and .../lambda<λ>/edg-<model> runs")
     p.set_defaults(func=cmd_evaluate_lambda)
+
+    p = sub.add_parser("evaluate-curves", help="voxel low-data curves: table and log-log plot")
+    p.add_argument("--csv", type=Path, required=True, help="output table (.csv)")
+    p.add_argument("--md", type=Path, required=True, help="output table (.md)")
+    p.add_argument("--plot", type=Path, required=True, help="output plot (.png)")
+    p.add_argument("runs", nargs="+", type=Path, help="edrep curve run folders")
+    p.set_defaults(func=cmd_evaluate_curves)
+
+    p = sub.add_parser(
+        "evaluate-representations", help="test RMSE and cost of point clouds, voxels and images"
+    )
+    p.add_argument("--csv", type=Path, required=True, help="output table (.csv)")
+    p.add_argument("--md", type=Path, required=True, help="output table (.md)")
+    p.add_argument("runs", nargs="+", type=Path, help="edrep representation run folders")
+    p.set_defaults(func=cmd_evaluate_representations)
 
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)

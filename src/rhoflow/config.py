@@ -203,8 +203,8 @@ def validate(
     Beyond the schema: the :data:`SECTION_CHECKS`, source names are unique, local source paths
     exist (relative to ``workdir``; http(s) URLs are left to Snakemake's storage plugin),
     ``edg.pretrain`` names a source with images, each representation reads an engine of
-    ``density.engines``, :func:`_check_train_sources` (which fills ``train.sources``) and
-    :func:`_check_model_trainer`.
+    ``density.engines``, :func:`_check_train_sources` (which fills ``train.sources``),
+    :func:`_check_model_trainer` and :func:`_check_edrep`.
     """
     _check(config, _default_schema() if schema is None else schema, [], "config")
     for path, check in SECTION_CHECKS.items():
@@ -233,6 +233,7 @@ def validate(
             )
     _check_train_sources(config)
     _check_model_trainer(config["train"], schema or _default_schema())
+    _check_edrep(config)
 
 
 def _check_model_trainer(train: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -246,6 +247,42 @@ def _check_model_trainer(train: dict[str, Any], schema: dict[str, Any]) -> None:
             )
         merged = {**train["trainer"], **overrides}
         _check(merged, trainer_schema, ["train", "model_trainer", model], "config")
+
+
+def _check_edrep(config: dict[str, Any]) -> None:
+    """``edrep.source`` is a source; its curves need voxels, its comparison voxels, point
+    clouds and images of one engine; every target is a label column of that engine's labels
+    table for the source (:func:`rhoflow.label_columns.label_columns`)."""
+    from rhoflow.label_columns import label_columns
+
+    edrep = config["edrep"]
+    name = edrep["source"]
+    if name is None:
+        return
+    formats = {s["name"]: s["format"] for s in config["sources"]}
+    if name not in formats:
+        raise ConfigError(f"config key 'edrep.source': {name!r} is not a source name")
+    parts = {"curves": ("voxels",), "representations": ("voxels", "pointclouds", "render")}
+    for part, sections in parts.items():
+        targets = edrep["curves"]["target"] if part == "curves" else edrep[part]["targets"]
+        targets = [targets] if isinstance(targets, str) else targets or []
+        if not targets:
+            continue
+        engines = {config[s]["engine"] for s in sections}
+        if None in engines or len(engines) > 1:
+            raise ConfigError(
+                f"config key 'edrep.{part}': needs {', '.join(f'{s}.engine' for s in sections)}"
+                f" set{' to one engine' if len(sections) > 1 else ''} (got "
+                + ", ".join(f"{s}.engine {config[s]['engine']!r}" for s in sections) + ")"
+            )
+        columns = label_columns(formats[name], engines.pop())
+        for target in targets:
+            if target not in columns:
+                key = "curves.target" if part == "curves" else "representations.targets"
+                raise ConfigError(
+                    f"config key 'edrep.{key}': {target!r} is not a label of source {name!r} "
+                    f"with {sections[0]}.engine {config[sections[0]]['engine']!r}"
+                )
 
 
 class _ConfigDumper(yaml.SafeDumper):

@@ -36,6 +36,7 @@ several λ out against λ (EDG Fig. 4).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -411,3 +412,245 @@ def write_lambda_table(
         ax.legend(fontsize=6)
     with atomic_path(png_path) as tmp:
         figure.savefig(tmp, format="png")
+
+
+
+# --- edrep: learning from density representations --------------------------------------------
+
+ENERGY_NAMES = {
+    "final_energy_hartree": "E1 final",
+    "nuclear_repulsion_energy_hartree": "E2 nuclear repulsion",
+    "one_electron_energy_hartree": "E3 one-electron",
+    "two_electron_energy_hartree": "E4 two-electron",
+    "xc_energy_hartree": "E5 exchange-correlation",
+    "total_energy_hartree": "E6 total",
+}
+"""EDG's E1–E6 (EDBench's energy labels) by labels column."""
+
+MODE_ORDER = ("atoms", "density", "gradient", "density+gradient", "shape", BASELINE)
+"""Rows of the voxel-curves table."""
+
+MEMORY_KINDS = {
+    "cpu_rss": "peak resident memory of the training process (CPU)",
+    "cuda_allocated": "peak GPU memory allocated by torch",
+}
+"""What a run's ``peak_memory_mb`` measures (rhoflow.edrep.tasks.peak_memory_mb)."""
+
+REPRESENTATION_ORDER = ("pointclouds", "voxels", "images")
+"""Columns of the representation table (EDG Table 4's order: point cloud, voxel, image)."""
+
+
+def edrep_runs(runs: Sequence[str | Path]) -> pd.DataFrame:
+    """One row per (edrep run, target): ``representation``, ``mode``, ``fraction``, ``seed``,
+    ``target``, ``unit``, ``train_molecules``, ``test_mae``, ``test_rmse``, ``baseline_mae``
+    and ``baseline_rmse`` (every test molecule predicted as the run's train mean, its
+    config.json normalisation), ``params``, ``epoch_time_s``, ``peak_memory_mb``, ``memory``;
+    ``attrs["n_test"]``. Every run must have been tested on the same molecules."""
+    rows: list[dict] = []
+    test_ids: frozenset | None = None
+    for run in map(Path, runs):
+        config = json.loads((run / "config.json").read_text())
+        table = pq.read_table(run / PREDICTIONS)
+        summary = json.loads(table.schema.metadata[b"rhoflow.predictions"])
+        frame = table.to_pandas()
+        ids = frozenset(frame["id"])
+        if test_ids is not None and ids != test_ids:
+            raise ValueError(f"{run}: tested on other molecules than {runs[0]}")
+        test_ids = ids
+        columns, means = config["targets"]["columns"], config["normalization"]["mean"]
+        mean = dict(zip(columns, means, strict=True))
+        cost = ("params", "epoch_time_s", "peak_memory_mb", "memory", "train_molecules")
+        for target, part in frame.groupby("target", sort=False):
+            baseline = part["truth"].to_numpy() - mean[target]
+            rows.append({
+                "representation": config["data"]["representation"],
+                "mode": config["data"]["mode"],
+                "fraction": float(config["data"]["train_fraction"]),
+                "seed": int(config["train"]["seed"]),
+                "target": target,
+                "unit": part["unit"].iloc[0],
+                "test_mae": summary["test_mae"][target],
+                "test_rmse": summary["test_rmse"][target],
+                "baseline_mae": float(np.abs(baseline).mean()),
+                "baseline_rmse": float(np.sqrt((baseline**2).mean())),
+                **{k: summary[k] for k in cost},
+            })  # fmt: skip
+    out = pd.DataFrame(rows)
+    out.attrs["n_test"] = len(test_ids or ())
+    return out
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def _stats(values: pd.Series) -> dict[str, float]:
+    """Mean, sample std (ddof 1; NaN for one value) and count."""
+    std = float(values.std(ddof=1)) if len(values) > 1 else np.nan
+    return {"mean": float(values.mean()), "std": std, "n_seeds": len(values)}
+
+
+def voxel_curves_table(runs: Sequence[str | Path]) -> pd.DataFrame:
+    """Test MAE of the voxel low-data curves ("Beyond Atoms") per input mode and training
+    fraction, mean and sample std over seeds in the papers' unit, and the train-mean baseline
+    per fraction (mode ``train mean``). Columns ``mode``, ``fraction``, ``train_molecules``,
+    ``mean``, ``std``, ``n_seeds``; ``attrs``: ``target``, ``unit`` (shown), ``n_test``."""
+    df = edrep_runs(runs)
+    if df["target"].nunique() != 1:
+        raise ValueError(f"curve runs of several targets: {sorted(df['target'].unique())}")
+    unit, factor = display_unit(df["unit"].iloc[0])
+    rows = []
+    for (mode, fraction), group in df.groupby(["mode", "fraction"]):
+        n = int(group["train_molecules"].max())
+        rows.append({"mode": mode, "fraction": fraction, "train_molecules": n,
+                     **_stats(group["test_mae"] * factor)})  # fmt: skip
+    for fraction, group in df.groupby("fraction"):
+        seeds = group.drop_duplicates("seed")  # the baseline depends on the subset, not the mode
+        rows.append({"mode": BASELINE, "fraction": fraction,
+                     "train_molecules": int(seeds["train_molecules"].max()),
+                     **_stats(seeds["baseline_mae"] * factor)})  # fmt: skip
+    out = pd.DataFrame(rows)
+    order = {m: i for i, m in enumerate(MODE_ORDER)}
+    out = out.sort_values(["mode", "fraction"], key=lambda c: c.map(order) if c.name == "mode"
+                          else c, ignore_index=True)  # fmt: skip
+    out.attrs.update(target=df["target"].iloc[0], unit=unit, n_test=df.attrs["n_test"])
+    return out
+
+
+def write_voxel_curves(
+    df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, png_path: str | Path
+) -> None:
+    """Write a :func:`voxel_curves_table` as CSV (its columns), Markdown (modes × training
+    molecules, ``mean ± std`` cells) and a log-log plot of test MAE against training molecules
+    per mode (error bars: std over seeds; dashed: the baseline), atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    target, unit = df.attrs["target"], df.attrs["unit"]
+    with atomic_path(csv_path) as tmp:
+        df.assign(unit=unit).to_csv(tmp, index=False, lineterminator="\n")
+    fractions = sorted(df["fraction"].unique())
+    sizes = {f: int(df.loc[df["fraction"] == f, "train_molecules"].max()) for f in fractions}
+    most = int(df["n_seeds"].max())
+    lines = [
+        f"Test MAE of {target_name(target)} ({unit}) of the voxel 3D ResNet per input mode "
+        f"against training molecules (fraction of the train split), mean ± sample std over "
+        f"{_seeds(most)} (nested subsets per seed); {BASELINE}: every test molecule predicted as "
+        f"the mean of the subset's targets. Test molecules: {df.attrs['n_test']}.",
+        "",
+        "| mode | " + " | ".join(f"{sizes[f]} ({f:g})" for f in fractions) + " |",
+        "|---|" + "---:|" * len(fractions),
+    ]
+    for mode, group in df.groupby("mode", sort=False):
+        by_f = group.set_index("fraction")
+        cells = [_cell(by_f.loc[f, "mean"], by_f.loc[f, "std"], by_f.loc[f, "n_seeds"], most)
+                 if f in by_f.index else "–" for f in fractions]  # fmt: skip
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+    figure = Figure(figsize=(5.0, 3.8), dpi=150, layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot(1, 1, 1)
+    for i, (mode, group) in enumerate(df.groupby("mode", sort=False)):
+        style = {"color": "0.4", "linestyle": "--"} if mode == BASELINE else {"color": f"C{i}"}
+        ax.errorbar(group["train_molecules"], group["mean"], yerr=group["std"].fillna(0.0),
+                    marker="o", capsize=3, label=mode, **style)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training molecules")
+    ax.set_ylabel(f"test MAE, {target_name(target)} ({unit})")
+    ax.legend(fontsize=7)
+    with atomic_path(png_path) as tmp:
+        figure.savefig(tmp, format="png")
+
+
+def representations_table(runs: Sequence[str | Path]) -> pd.DataFrame:
+    """Test RMSE per target and representation (EDG Table 4), mean and sample std over seeds
+    (E1–E6 in Hartree, other targets in the papers' unit), the train-mean baseline, and per
+    representation its cost (EDG Fig. 1b: parameters, mean epoch time, peak memory). Rows:
+    targets; columns (``representation`` or ``train mean``, statistic). ``attrs``: ``units``,
+    ``n_test``, ``memory`` (what peak memory measures), ``cost`` (per representation)."""
+    df = edrep_runs(runs)
+    rows, units = {}, {}
+    targets = sorted(df["target"].unique(), key=lambda t: (list(ENERGY_NAMES) + [t]).index(t))
+    for target in targets:
+        part = df[df["target"] == target]
+        unit, factor = display_unit(part["unit"].iloc[0])
+        if target in ENERGY_NAMES:  # hundreds of Hartree across molecules: Hartree, not meV
+            unit, factor = part["unit"].iloc[0], 1.0
+        units[target] = unit
+        row = {}
+        for rep, group in part.groupby("representation"):
+            for k, v in _stats(group["test_rmse"] * factor).items():
+                row[(rep, k)] = v
+        seeds = part.drop_duplicates("seed")
+        for k, v in _stats(seeds["baseline_rmse"] * factor).items():
+            row[(BASELINE, k)] = v
+        rows[target] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    reps = [r for r in REPRESENTATION_ORDER if r in set(df["representation"])]
+    out = out.reindex(columns=pd.MultiIndex.from_product([[*reps, BASELINE], ["mean", "std",
+                                                                               "n_seeds"]]))
+    cost = df.drop_duplicates(["representation", "seed"]).groupby("representation")
+    out.attrs.update(
+        units=units,
+        n_test=df.attrs["n_test"],
+        memory=str(df["memory"].iloc[0]),
+        cost={rep: {"params": int(g["params"].iloc[0]),
+                    "epoch_time_s": float(g["epoch_time_s"].mean()),
+                    "peak_memory_mb": float(g["peak_memory_mb"].mean()),
+                    "train_molecules": int(g["train_molecules"].iloc[0])}
+              for rep, g in cost},
+    )  # fmt: skip
+    return out
+
+
+def write_representations_table(
+    df: pd.DataFrame, csv_path: str | Path, md_path: str | Path
+) -> None:
+    """Write a :func:`representations_table` as CSV (one row per target, ``<rep>``, ``<rep>
+    std``, ``<rep> n_seeds`` columns, ``Δ % images``; then the cost rows) and Markdown
+    (targets × representations, ``mean ± std``, the baseline and Δ % of the image model against
+    the best other representation = (1 − RMSE images ÷ min RMSE others) × 100, positive when
+    the images are better; then the cost table), atomically."""
+    reps = [r for r in dict.fromkeys(c for c, _ in df.columns) if r != BASELINE]
+    others = [r for r in reps if r != "images"]
+    delta = pd.Series(np.nan, index=df.index)
+    if "images" in reps and others:
+        best = df[[(r, "mean") for r in others]].min(axis=1)
+        delta = (1.0 - df[("images", "mean")] / best) * 100.0
+    flat = df.copy()
+    flat.columns = [c if s == "mean" else f"{c} {s}" for c, s in df.columns]
+    flat.insert(0, "unit", [df.attrs["units"][t] for t in df.index])
+    flat["Δ % images"] = delta
+    cost = pd.DataFrame(df.attrs["cost"]).T.reindex(reps)
+    with atomic_path(csv_path) as tmp:
+        flat.rename_axis("target").to_csv(tmp, lineterminator="\n")
+        tmp.write_text(tmp.read_text() + "\n" + cost.rename_axis("representation").to_csv(
+            lineterminator="\n"))
+    most = int(np.nanmax(df[[(r, "n_seeds") for r in reps]].to_numpy()))
+    lines = [
+        f"Test RMSE per energy and density representation, mean ± sample std over {_seeds(most)}"
+        f", the three trained with one split, optimiser and number of epochs; {BASELINE}: "
+        "every test molecule predicted as the mean train target; Δ % images: (1 − RMSE images ÷"
+        f" RMSE of the best other) × 100. Test molecules: {df.attrs['n_test']}.",
+        "",
+        "| target | " + " | ".join(reps) + f" | {BASELINE} | Δ % images |",
+        "|---|" + "---:|" * (len(reps) + 2),
+    ]
+    for target, row in df.iterrows():
+        name = f"{ENERGY_NAMES.get(target, target_name(target))} ({df.attrs['units'][target]})"
+        cells = [_cell(row[(r, "mean")], row[(r, "std")], row[(r, "n_seeds")], most)
+                 for r in [*reps, BASELINE]]  # fmt: skip
+        cells.append("–" if pd.isna(delta[target]) else f"{delta[target]:+.1f} %")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    memory = MEMORY_KINDS.get(df.attrs["memory"], df.attrs["memory"])
+    lines += ["", f"Cost per representation (EDG Fig. 1b); memory: {memory}.", "",
+              "| representation | parameters | train molecules | s / epoch | peak memory (MB) |",
+              "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for rep, c in cost.iterrows():
+        lines.append(f"| {rep} | {int(c['params']):,} | {int(c['train_molecules'])} | "
+                     f"{c['epoch_time_s']:.2f} | {c['peak_memory_mb']:.0f} |")  # fmt: skip
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")

@@ -107,6 +107,18 @@ def random_split(n: int, sizes: Sizes, seed: int) -> np.ndarray:
     return codes
 
 
+def nested_subset(ids: Sequence[str], fraction: float, seed: int) -> list[str]:
+    """The first ``max(1, round(fraction · n))`` of ``ids`` in a permutation drawn from
+    ``seed``, kept in their given order: for one seed a smaller fraction's subset lies inside
+    every larger one's (learning curves), and the same (ids, fraction, seed) give the same
+    subset on any machine."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    n = len(ids)
+    keep = np.sort(np.random.default_rng(seed).permutation(n)[: max(1, round(fraction * n))])
+    return [ids[i] for i in keep] if n else []
+
+
 def murcko_scaffold(smiles: str) -> str:
     """Bemis–Murcko scaffold SMILES without stereo; "" when acyclic or unreadable."""
     from rdkit import Chem

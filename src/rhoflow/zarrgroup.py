@@ -364,6 +364,11 @@ class MoleculeGroups:
     def __contains__(self, mol_id: object) -> bool:
         return mol_id in self._where
 
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The first group's attributes (channels, units, settings: one representation's)."""
+        return self._group(0).attrs
+
     def __getstate__(self) -> dict[str, Any]:  # picklable for DataLoader workers: reopen there
         return {**self.__dict__, "_open": {}}
 

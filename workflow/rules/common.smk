@@ -63,7 +63,7 @@ def as_param(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-# The dataset-wide passes (store_index, labels, labels_source) run on the dask cluster of
+# The dataset-wide passes (store_index, store_stats, labels, labels_source) run on the dask cluster of
 # config `dask`, given to them as a resource (where a job runs), not as params: the scheduler
 # never changes a result, so changing it reruns nothing. A local cluster's workers are the
 # rule's threads; a SLURM cluster's are jobs of their own.
@@ -189,8 +189,9 @@ def all_targets(wildcards=None):
     summary = [f"{RESULTS}/summary/stages.{x}" for x in ("tsv", "md", "html")]
     summary.append(f"{RESULTS}/summary/failures.png")
     slices = [f"{RESULTS}/density/{e}/slices.png" for e in config["density"]["engines"]]
-    return [*summary, *indexes, *labels, *slices, *splits, *representation_outputs(),
-            *property_tables(), *run_records()]  # fmt: skip
+    stats = [f"{RESULTS}/density/{e}/stats.json" for e in config["density"]["engines"]]
+    return [*summary, *indexes, *labels, *slices, *stats, *splits, *representation_outputs(),
+            *property_tables(), *edrep_tables(), *run_records()]  # fmt: skip
 
 
 # --- training and evaluation ---------------------------------------------------------------
@@ -283,6 +284,70 @@ def property_tables(wildcards=None):
     tables = [f"{RESULTS}/tables/{source}_properties.md" for source in train["sources"]]
     if config["edg"]["pretrain"] is not None and config["edg"]["lambda_sweep"]:
         tables += [f"{RESULTS}/tables/{source}_edg_lambda.md" for source in train["sources"]]
+    return tables
+
+
+# --- edrep: learning from density representations --------------------------------------------
+
+EDREP_CURVE_RUN = f"{RESULTS}/edrep/{{source}}/curves/{{mode}}/frac{{fraction}}/seed{{seed}}"
+EDREP_REPRESENTATION_RUN = (
+    f"{RESULTS}/edrep/{{source}}/representations/{{representation}}/seed{{seed}}"
+)
+EDREP_SECTIONS = {"voxels": "voxels", "pointclouds": "pointclouds", "images": "render"}
+"""The representation stage (results folder) of each edrep representation."""
+
+
+def edrep_labels(wildcards=None):
+    """The labels table of the density engine the representations were made from."""
+    return f"{RESULTS}/density/{config['voxels']['engine']}/labels.parquet"
+
+
+def edrep_groups(wildcards):
+    """One representation's groups of the source's shards (voxels for the curves)."""
+    section = EDREP_SECTIONS[getattr(wildcards, "representation", "voxels")]
+    return [f"{RESULTS}/{section}/{shard}.zarr" for shard in shards_of(wildcards.source)]
+
+
+def edrep_settings(part):
+    """The trainer settings of an edrep part's runs, with the run's seed (a rule's params)."""
+
+    def settings(wildcards):
+        return as_param({**config["edrep"][part]["trainer"], "seed": int(wildcards.seed)})
+
+    return settings
+
+
+def edrep_curve_runs(wildcards):
+    curves = config["edrep"]["curves"]
+    return expand(
+        f"{EDREP_CURVE_RUN}/test_predictions.parquet",
+        source=wildcards.source,
+        mode=curves["modes"],
+        fraction=[f"{f:g}" for f in curves["fractions"]],
+        seed=curves["seeds"],
+    )
+
+
+def edrep_representation_runs(wildcards):
+    return expand(
+        f"{EDREP_REPRESENTATION_RUN}/test_predictions.parquet",
+        source=wildcards.source,
+        representation=list(EDREP_SECTIONS),
+        seed=config["edrep"]["representations"]["seeds"],
+    )
+
+
+def edrep_tables(wildcards=None):
+    """The edrep tables of edrep.source: the voxel curves and the representation table."""
+    edrep = config["edrep"]
+    source = edrep["source"]
+    if source is None:
+        return []
+    tables = []
+    if edrep["curves"]["target"] is not None:
+        tables.append(f"{RESULTS}/tables/{source}_voxel_curves.md")
+    if edrep["representations"]["targets"]:
+        tables.append(f"{RESULTS}/tables/{source}_ed_representations.md")
     return tables
 
 

@@ -1,6 +1,7 @@
 # One rule per configured engine (density_psi4, density_pyscf, density_xtb): each shard's
 # conformers into a Zarr shard store and a ledger; then one id index per engine (store_index,
-# `rhoflow store index`) and the report's central density slices (density_slices).
+# `rhoflow store index`), the dataset's statistics and checks (store_stats, `rhoflow store
+# stats`) and the report's central density slices (density_slices).
 # (The shell command runs after the loop ends: it takes the engine from params, bound now.)
 DENSITY_RESOURCES = {
     "psi4": {"runtime": 1440, "mem_mb": 8000},
@@ -53,6 +54,31 @@ rule store_index:
         "../../envs/core.yaml"
     shell:
         "python -m rhoflow store index --dask {resources.dask:q} --out {output:q} {input:q}"
+        " > {log:q} 2>&1"
+
+
+# Statistics and re-verified checks of every molecule of one engine (a dask pass, as store_index).
+rule store_stats:
+    input:
+        f"{RESULTS}/density/{{engine}}/index.parquet",
+    output:
+        report(
+            f"{RESULTS}/density/{{engine}}/stats.json",
+            caption="../report/stats.rst",
+            category="Densities",
+            labels={"engine": "{engine}", "figure": "statistics and checks"},
+        ),
+    log:
+        f"{LOGS}/density/{{engine}}/stats.log",
+    threads: DASK_THREADS
+    resources:
+        runtime=60,
+        mem_mb=4000,
+        dask=DASK_SETTINGS,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m rhoflow store stats --dask {resources.dask:q} --out {output:q} {input:q}"
         " > {log:q} 2>&1"
 
 

@@ -66,3 +66,56 @@ rule evaluate_lambda:
         "python -m rhoflow evaluate-lambda --labels {input.labels:q} --split {input.split:q}"
         " --csv {output.csv:q} --md {output.md:q} --plot {output.plot:q} {params.runs:q}"
         " > {log:q} 2>&1"
+
+
+# The voxel low-data curves ("Beyond Atoms"): MAE per input mode and training fraction.
+rule evaluate_curves:
+    input:
+        runs=edrep_curve_runs,
+    output:
+        csv=f"{RESULTS}/tables/{{source}}_voxel_curves.csv",
+        md=f"{RESULTS}/tables/{{source}}_voxel_curves.md",
+        plot=report(
+            f"{RESULTS}/tables/{{source}}_voxel_curves.png",
+            caption="../report/voxel_curves.rst",
+            category="Density representations",
+        ),
+    log:
+        f"{LOGS}/tables/{{source}}_voxel_curves.log",
+    params:
+        runs=lambda w, input: [str(Path(p).parent) for p in input.runs],
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m rhoflow evaluate-curves --csv {output.csv:q} --md {output.md:q}"
+        " --plot {output.plot:q} {params.runs:q} > {log:q} 2>&1"
+
+
+# Point clouds vs voxels vs images on E1–E6 (EDG Table 4) with their cost (EDG Fig. 1b).
+rule evaluate_representations:
+    input:
+        runs=edrep_representation_runs,
+    output:
+        csv=report(
+            f"{RESULTS}/tables/{{source}}_ed_representations.csv",
+            caption="../report/ed_representations.rst",
+            category="Density representations",
+        ),
+        md=f"{RESULTS}/tables/{{source}}_ed_representations.md",
+    log:
+        f"{LOGS}/tables/{{source}}_ed_representations.log",
+    params:
+        runs=lambda w, input: [str(Path(p).parent) for p in input.runs],
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m rhoflow evaluate-representations --csv {output.csv:q} --md {output.md:q}"
+        " {params.runs:q} > {log:q} 2>&1"

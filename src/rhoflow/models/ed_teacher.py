@@ -71,20 +71,23 @@ class ResNet18(nn.Module):
         zero_init_residual (bool): zero the last BatchNorm gamma of each residual branch, so
             every block starts as the identity (torchvision's option of the same name).
             Default True.
+        in_channels (int): image channels (3: RGB; 4: the RGB-D density views). Default 3.
+        width (int): channels of the first stage; the stages have width, 2·, 4·, 8· width and
+            the embedding 8 · width (torchvision: 64, a 512-d embedding). Default 64.
     """
 
-    out_dim = 512
-
-    def __init__(self, zero_init_residual: bool = True) -> None:
+    def __init__(self, zero_init_residual: bool = True, in_channels: int = 3, width: int = 64):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        w = width
+        self.embedding_dim = 8 * w
+        self.conv1 = nn.Conv2d(in_channels, w, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = nn.Sequential(BasicBlock(64, 64), BasicBlock(64, 64))
-        self.layer2 = nn.Sequential(BasicBlock(64, 128, 2), BasicBlock(128, 128))
-        self.layer3 = nn.Sequential(BasicBlock(128, 256, 2), BasicBlock(256, 256))
-        self.layer4 = nn.Sequential(BasicBlock(256, 512, 2), BasicBlock(512, 512))
+        self.layer1 = nn.Sequential(BasicBlock(w, w), BasicBlock(w, w))
+        self.layer2 = nn.Sequential(BasicBlock(w, 2 * w, 2), BasicBlock(2 * w, 2 * w))
+        self.layer3 = nn.Sequential(BasicBlock(2 * w, 4 * w, 2), BasicBlock(4 * w, 4 * w))
+        self.layer4 = nn.Sequential(BasicBlock(4 * w, 8 * w, 2), BasicBlock(8 * w, 8 * w))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -98,10 +101,10 @@ class ResNet18(nn.Module):
                     nn.init.zeros_(m.bn2.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Normalised images x [N, 3, H, W] -> embeddings [N, 512]."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # x: [N, 64, H/4, W/4]
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # x: [N, 512, H/32, W/32]
-        return torch.flatten(self.avgpool(x), 1)  # [N, 512]
+        """Normalised images x [N, C, H, W] -> embeddings [N, 8 · width] (512 by default)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # x: [N, width, H/4, W/4]
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # x: [N, 8 width, H/32, W/32]
+        return torch.flatten(self.avgpool(x), 1)  # [N, 8 width]
 
 
 class EDPredictor(nn.Module):
@@ -139,7 +142,7 @@ class EDTeacher(nn.Module):
         super().__init__()
         self.feature_dim = feature_dim
         self.backbone = ResNet18()
-        self.predictor = EDPredictor(ResNet18.out_dim, 256, out_dim=feature_dim)
+        self.predictor = EDPredictor(self.backbone.embedding_dim, 256, out_dim=feature_dim)
 
     def embed(self, images: Tensor) -> Tensor:
         """uint8 images [B, V, 3, H, W] (any V ≥ 1) -> view-averaged embeddings [B, 512]."""

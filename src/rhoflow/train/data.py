@@ -63,6 +63,11 @@ class SplitLoaders(L.LightningDataModule):
         seed: seed of the train shuffling.
     """
 
+    drop_last = False
+    """Whether the train loader drops an epoch's last incomplete batch (a subclass for models
+    with BatchNorm sets it: a batch of one molecule has no batch statistics); its batches are
+    then at most the train molecules per device, and at least 2."""
+
     def __init__(self, batch_size: int = 32, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
@@ -73,12 +78,13 @@ class SplitLoaders(L.LightningDataModule):
         """A batch from a list of dataset items."""
         raise NotImplementedError
 
-    def _loader(self, name: str, sampler: Any = None) -> DataLoader:
+    def _loader(self, name: str, sampler: Any = None, batch_size: int | None = None) -> DataLoader:
         return DataLoader(
             self.datasets[name],
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             sampler=sampler,
             shuffle=False,
+            drop_last=self.drop_last and name == "train",
             collate_fn=self.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -90,7 +96,15 @@ class SplitLoaders(L.LightningDataModule):
         sampler = DistributedSampler(
             self.datasets["train"], num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed
         )
-        return self._loader("train", sampler)
+        batch_size = self.batch_size
+        if self.drop_last:  # a train set smaller than a batch still makes one batch
+            batch_size = min(batch_size, len(sampler))
+            if batch_size < 2:
+                raise ValueError(
+                    f"{len(self.datasets['train'])} training molecules over {replicas} "
+                    "device(s): batches with batch statistics need at least 2 per device"
+                )
+        return self._loader("train", sampler, batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
@@ -105,23 +119,30 @@ class SplitDataModule(SplitLoaders):
     Args:
         labels: typed labels table (.parquet; ``rhoflow labels``).
         split: split file (.parquet; ``rhoflow splits``).
-        target: the labels column to learn, e.g. ``source_gap_hartree``; its unit comes from
-            the table's units.
+        target: the labels column to learn, e.g. ``source_gap_hartree`` (targets ``y`` [M],
+            ``unit`` a string), or a list of columns learnt together (``y`` [M, T], ``unit``
+            a list); units come from the table's units. A molecule needs every target.
         batch_size, num_workers, seed: as :class:`SplitLoaders`.
+        train_fraction: learn from this fraction of the train molecules
+            (:func:`rhoflow.splits.nested_subset` drawn with ``seed``: nested across fractions,
+            the same on every machine); val and test stay whole. Default 1.
     """
 
     def __init__(
         self,
         labels: str | Path,
         split: str | Path,
-        target: str,
+        target: str | Sequence[str],
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
+        train_fraction: float = 1.0,
     ) -> None:
         super().__init__(batch_size, num_workers, seed)
-        self.labels_path, self.split_path, self.target = Path(labels), Path(split), target
-        self.unit: str | None = None
+        self.labels_path, self.split_path = Path(labels), Path(split)
+        self.target = target if isinstance(target, str) else list(target)
+        self.train_fraction = train_fraction
+        self.unit: str | list[str] | None = None
 
     def load_inputs(self, ids: dict[str, list[str]], y: dict[str, np.ndarray]) -> dict[str, Any]:
         """The dataset of each split from its ids and targets; a molecule without inputs is
@@ -133,6 +154,7 @@ class SplitDataModule(SplitLoaders):
         return {
             "labels": str(self.labels_path),
             "split": str(self.split_path),
+            "train_fraction": self.train_fraction,
             "sizes": {name: len(d) for name, d in self.datasets.items()},
         }
 
@@ -141,33 +163,40 @@ class SplitDataModule(SplitLoaders):
         if self.datasets:
             return
         from rhoflow.labels import read_labels
-        from rhoflow.splits import read_splits
+        from rhoflow.splits import nested_subset, read_splits
 
         labels = read_labels(self.labels_path)
         units = labels.attrs["units"]
-        if self.target not in units:
+        columns = [self.target] if isinstance(self.target, str) else self.target
+        missing = [c for c in columns if c not in units]
+        if missing:
             raise ValueError(
-                f"{self.labels_path}: no label column {self.target!r} "
+                f"{self.labels_path}: no label column {', '.join(map(repr, missing))} "
                 f"(numeric columns: {', '.join(sorted(units))})"
             )
-        self.unit = units[self.target]
-        target = labels[self.target]
-        target = target[np.isfinite(target.to_numpy())]
+        self.unit = [units[c] for c in columns]
+        if isinstance(self.target, str):
+            self.unit = self.unit[0]
+        target = labels[columns]
+        target = target[np.isfinite(target.to_numpy(np.float64)).all(axis=1)]
         split = read_splits(self.split_path)["split"]
-        ids = {
-            name: [i for i in split.index[split == name] if i in target.index] for name in SPLITS
-        }
+        have = set(target.index)
+        ids = {name: [i for i in split.index[split == name] if i in have] for name in SPLITS}
+        if self.train_fraction < 1:
+            ids["train"] = nested_subset(ids["train"], self.train_fraction, self.seed)
         y = {name: target.loc[ids[name]].to_numpy(np.float64) for name in SPLITS}
+        if isinstance(self.target, str):
+            y = {name: values[:, 0] for name, values in y.items()}
         self.datasets = self.load_inputs(ids, y)
         for name in SPLITS:
             n_split, n = int((split == name).sum()), len(self.datasets[name])
             log.info(
-                "%s: %d of %d %s molecules have a %s and inputs",
+                "%s: %d of %d %s molecules have %s and inputs",
                 self.split_path.name,
                 n,
                 n_split,
                 name,
-                self.target,
+                ", ".join(columns),
             )
             if n == 0:
                 raise ValueError(f"no {name} molecule has {self.target!r} and inputs")

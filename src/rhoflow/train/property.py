@@ -97,17 +97,8 @@ class PropertyTask(EpochTask):
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        index, truth, prediction = (torch.cat(t) for t in zip(*self.test_outputs, strict=True))
-        if self.trainer.world_size > 1:  # every rank sees a padded share: gather, drop repeats
-            index, truth, prediction = (
-                self.all_gather(t).flatten() for t in (index, truth, prediction)
-            )
-        index, first = np.unique(index.cpu().numpy(), return_index=True)
-        self.test_predictions = {
-            "index": index,
-            "truth": truth.cpu().numpy()[first],
-            "prediction": prediction.cpu().numpy()[first],
-        }
+        index, truth, prediction = self.gather_test_outputs(self.test_outputs)
+        self.test_predictions = {"index": index, "truth": truth, "prediction": prediction}
         self.test_outputs = []
 
     def finish_test(

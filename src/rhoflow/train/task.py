@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -97,6 +98,16 @@ class EpochTask(L.LightningModule):
         for name, metric in self.metrics.items():
             if name.startswith("test_") and metric.update_count:
                 self.log(name, metric)
+
+    def gather_test_outputs(self, outputs: list[tuple[Tensor, ...]]) -> tuple[np.ndarray, ...]:
+        """This rank's test steps' (index [B], *values [B, ...]) -> numpy arrays over every test
+        molecule once, sorted by index: under DDP each rank saw a padded share, so the ranks'
+        outputs are gathered and repeated molecules dropped."""
+        columns = [torch.cat(c) for c in zip(*outputs, strict=True)]
+        if self.trainer.world_size > 1:
+            columns = [self.all_gather(c).flatten(0, 1) for c in columns]
+        index, first = np.unique(columns[0].cpu().numpy(), return_index=True)
+        return (index, *(c.cpu().numpy()[first] for c in columns[1:]))
 
     def format_metric(self, name: str, value: float) -> str:
         """How the epoch log line shows a metric (a task may add its unit)."""
