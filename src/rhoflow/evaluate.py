@@ -525,6 +525,7 @@ def write_voxel_curves(
     per mode (error bars: std over seeds; dashed: the baseline), atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import LogFormatter, NullFormatter
 
     target, unit = df.attrs["target"], df.attrs["unit"]
     with atomic_path(csv_path) as tmp:
@@ -558,6 +559,11 @@ def write_voxel_curves(
                     marker="o", capsize=3, label=mode, **style)  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(list(sizes.values()), [str(n) for n in sizes.values()])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    # plain numbers; minor ticks labelled only when the range spans less than ~2 decades
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set_xlabel("training molecules")
     ax.set_ylabel(f"test MAE, {target_name(target)} ({unit})")
     ax.legend(fontsize=7)
