@@ -76,19 +76,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from store_formats_data import pcqm_molecules  # the benchmarks' one PCQM4Mv2 reader
 
 from rhoflow.config import section_settings
 from rhoflow.density import ENGINES, iter_shard, psi4_engine, pyscf_engine, xtb_engine
 from rhoflow.density.grid import grid_for
 from rhoflow.ledger import LedgerRow
-from rhoflow.molecule import Molecule, from_rdkit
+from rhoflow.molecule import Molecule
 from rhoflow.parallel import limit_threads
 from rhoflow.result import DensityResult
-from rhoflow.sources import FORMATS
 from rhoflow.store import StoreWriter
 
-REPO = Path(__file__).resolve().parents[1]
-PCQM = REPO.parent / "shared/data/pcqm4mv2/pcqm4mv2_first1000.csv"
 SETTINGS: dict[str, dict[str, Any]] = {
     "psi4": {},
     "pyscf": {"method": "b3lyp", "basis": "6-31g**", "density_fitting": True},
@@ -99,17 +97,6 @@ WRITE_COPIES = 8
 """Copies of a molecule written into one store to time its marginal write cost."""
 PHASES = ("scf", "density", "esp", "write")
 ENGINE_MODULES = (psi4_engine, pyscf_engine, xtb_engine)
-
-
-def pcqm_molecules(n: int) -> list[Molecule]:
-    """The first ``n`` PCQM4Mv2 molecules with their source coordinates (Å)."""
-    fmt = FORMATS["pcqm4mv2_cxsmiles"]
-    out = []
-    for entry in itertools.islice(fmt.read_raw(PCQM, {}), n):
-        record = fmt.parse(entry, {})
-        if record.failure is None:
-            out.append(from_rdkit(f"pcqm:{entry.native_id}", record.mol))
-    return out
 
 
 def cpu_seconds() -> float:
