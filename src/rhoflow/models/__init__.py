@@ -7,9 +7,12 @@ hidden_channels])``, with the attribute ``hidden_channels`` the embedding size. 
 DimeNet++ and ViSNet are PyG's, run on :func:`rhoflow.models.radius.radius_graph`; EGNN is
 rhoflow's. ``rhoflow train`` and ``train.models`` name them.
 
-A method's own networks live here too, one file each, and are registered by the method that
+A method's own networks live here too, one file each, and are built by the method that
 trains them: EDG's image models (:mod:`~rhoflow.models.imageed`,
-:mod:`~rhoflow.models.ed_teacher`) in :func:`rhoflow.edg.modelfile.model_classes`.
+:mod:`~rhoflow.models.ed_teacher`) in :func:`rhoflow.edg.modelfile.model_classes`; edrep's
+:mod:`~rhoflow.models.voxel_cnn`, :mod:`~rhoflow.models.pointnet` and
+:mod:`~rhoflow.models.multiview_cnn` in :func:`rhoflow.edrep.drivers.build_network`; the
+3DGrid-VQGAN's :mod:`~rhoflow.models.vqgan3d`.
 """
 
 from __future__ import annotations
