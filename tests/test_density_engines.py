@@ -85,6 +85,22 @@ def test_box_grid_fixed_edge_and_margin():
         box_grid(coords, 16, 2.0, 4.0)
 
 
+def test_a_molecule_larger_than_a_fixed_box_is_a_ledger_row_before_its_scf():
+    """The VQ-GAN's fixed box (grid: box, box_edge_bohr): a molecule that does not fit is
+    ledgered with the reason (checked before its SCF), not cropped; one that fits is computed."""
+    chain = Molecule("t:long", "", 0, 1, np.array([6] * 8), "",
+                     np.array([[1.5 * k, 0.0, 0.0] for k in range(8)]))  # fmt: skip
+    settings = section_settings(
+        "density.pyscf",
+        {"grid": "box", "box_points": 8, "box_edge_bohr": 12.0, "box_margin_bohr": 1.0,
+         "esp": "none"},
+    )  # fmt: skip
+    results = list(iter_shard("pyscf", [chain, CH4], settings, workers=1, threads=1))
+    assert isinstance(results[0], LedgerRow) and results[0].id == "t:long"
+    assert "does not fit a 12.000 bohr box" in results[0].message
+    assert isinstance(results[1], DensityResult) and results[1].density.values.shape == (8, 8, 8)
+
+
 # --- settings -----------------------------------------------------------------------------
 
 

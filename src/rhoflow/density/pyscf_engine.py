@@ -385,6 +385,8 @@ def run(molecule: Molecule, settings: dict[str, Any], threads: int = 1) -> Densi
     import pyscf
     from pyscf import lib
 
+    if molecule.coords_angstrom is not None:  # a fixed box that cannot hold it: before the SCF
+        grid_for(np.asarray(molecule.coords_angstrom) / lib.param.BOHR, settings)
     lib.num_threads(threads)
     start = time.perf_counter()
     timings_s: dict[str, float] = {}
