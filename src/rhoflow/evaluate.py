@@ -465,7 +465,7 @@ def edrep_runs(runs: Sequence[str | Path]) -> pd.DataFrame:
             rows.append({
                 "representation": config["data"]["representation"],
                 "mode": config["data"]["mode"],
-                "fraction": float(config["data"]["train_fraction"]),
+                "fraction": float(config["data"].get("train_fraction", 1.0)),
                 "seed": int(config["train"]["seed"]),
                 "target": target,
                 "unit": part["unit"].iloc[0],

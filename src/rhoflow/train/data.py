@@ -151,12 +151,14 @@ class SplitDataModule(SplitLoaders):
 
     def describe(self) -> dict[str, Any]:
         """The inputs, as recorded in a run's config.json (a subclass adds its own)."""
-        return {
+        described = {
             "labels": str(self.labels_path),
             "split": str(self.split_path),
-            "train_fraction": self.train_fraction,
             "sizes": {name: len(d) for name, d in self.datasets.items()},
         }
+        if self.train_fraction < 1:  # absent when whole: runs of before keep their config
+            described["train_fraction"] = self.train_fraction
+        return described
 
     def setup(self, stage: str | None = None) -> None:
         """Read the split, labels and inputs (once; later calls do nothing)."""
