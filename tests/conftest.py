@@ -115,3 +115,25 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny") / "tiny-00000.zarr"
     write_store(path, [results[0], empty, results[1]])
     return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two conformer-table shards of 40 real molecules (RDKit + MMFF94, labelled with their
+    MMFF94 energy; tests/test_train.py), their source-labels table and a 24 / 8 / 8 split."""
+    from test_train import SMILES, mmff_molecule
+
+    from rhoflow.config import section_settings
+    from rhoflow.labels import build_labels
+    from rhoflow.molecule import write_molecules
+    from rhoflow.splits import build_splits
+
+    root = tmp_path_factory.mktemp("train_data")
+    molecules = [mmff_molecule(i, s) for i, s in enumerate(SMILES)]
+    tables = [root / "t-00000.parquet", root / "t-00001.parquet"]
+    write_molecules(tables[0], molecules[:20])
+    write_molecules(tables[1], molecules[20:])
+    build_labels(root / "labels.parquet", [], tables)
+    fractions = section_settings("splits", {"fractions": [0.6, 0.2, 0.2]})
+    build_splits(tables, root / "split.parquet", "t", "smiles", fractions)
+    return {"tables": tables, "labels": root / "labels.parquet", "split": root / "split.parquet"}

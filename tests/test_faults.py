@@ -26,18 +26,16 @@ import pytest
 import torch
 import zarr
 from conftest import FAST_CONFORMERS, FIXTURES
-from test_train import SMILES, TinyModel, mmff_molecule, train, weights
+from test_train import TinyModel, train, weights
 
 from rhoflow.cli import main
 from rhoflow.config import section_settings
 from rhoflow.conformers import generate_shard
 from rhoflow.cube import read_cube
 from rhoflow.density.shard import build_density_shard
-from rhoflow.labels import build_labels
 from rhoflow.ledger import LedgerRow, read_ledger
 from rhoflow.molecule import Molecule, read_molecules, write_molecules
 from rhoflow.shards import build_shards
-from rhoflow.splits import build_splits
 from rhoflow.store import import_cubes, open_store
 from rhoflow.train.fit import resume_checkpoint
 
@@ -250,20 +248,6 @@ def test_disk_full_while_writing_a_store_keeps_the_previous_store(tmp_path, monk
 
 
 # ------------------------------------------------------------------------------ training
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """tests/test_train.py's data: 40 MMFF94 molecules in two shards, a 24 / 8 / 8 split."""
-    root = tmp_path_factory.mktemp("faults_train")
-    molecules = [mmff_molecule(i, s) for i, s in enumerate(SMILES)]
-    tables = [root / "t-00000.parquet", root / "t-00001.parquet"]
-    write_molecules(tables[0], molecules[:20])
-    write_molecules(tables[1], molecules[20:])
-    build_labels(root / "labels.parquet", [], tables)
-    build_splits(tables, root / "split.parquet", "t", "smiles",
-                 section_settings("splits", {"fractions": [0.6, 0.2, 0.2]}))  # fmt: skip
-    return {"tables": tables, "labels": root / "labels.parquet", "split": root / "split.parquet"}
 
 
 @pytest.fixture(scope="module")

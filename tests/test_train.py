@@ -19,9 +19,7 @@ import torch
 from torch import nn
 
 from rhoflow.config import section_settings
-from rhoflow.labels import build_labels
 from rhoflow.molecule import from_rdkit, write_molecules
-from rhoflow.splits import build_splits
 from rhoflow.train import (
     GeometryDataModule,
     TargetScaler,
@@ -69,25 +67,6 @@ def mmff_molecule(index: int, smiles: str):
         "gasteiger_dipole_debye": float(np.linalg.norm(dipole)) * E_ANGSTROM_IN_DEBYE,
     }
     return from_rdkit(f"t:m{index:02d}", mol, labels=labels)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """Two conformer-table shards, their source-labels table and a 24 / 8 / 8 split."""
-    root = tmp_path_factory.mktemp("train_data")
-    molecules = [mmff_molecule(i, s) for i, s in enumerate(SMILES)]
-    tables = [root / "t-00000.parquet", root / "t-00001.parquet"]
-    write_molecules(tables[0], molecules[:20])
-    write_molecules(tables[1], molecules[20:])
-    build_labels(root / "labels.parquet", [], tables)
-    build_splits(
-        tables,
-        root / "split.parquet",
-        "t",
-        "smiles",
-        section_settings("splits", {"fractions": [0.6, 0.2, 0.2]}),
-    )
-    return {"tables": tables, "labels": root / "labels.parquet", "split": root / "split.parquet"}
 
 
 class TinyModel(nn.Module):
