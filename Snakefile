@@ -35,6 +35,7 @@ wildcard_constraints:
     mode=r"atoms|density|gradient|density\+gradient|shape",
     fraction=r"[0-9][0-9.e-]*",
     representation=r"voxels|pointclouds|images",
+    embedding=r"latent|density",
 
 
 include: "workflow/rules/shards.smk"
@@ -49,6 +50,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/edg.smk"
 include: "workflow/rules/edrep.smk"
+include: "workflow/rules/vqgan.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, help="default: results/labels/<source>.parquet")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    from rhoflow.edg import read_features
     from rhoflow.evaluate import property_table, write_property_table
+    from rhoflow.features import read_features
     from rhoflow.splits import read_splits
 
     results = args.workdir / "results"

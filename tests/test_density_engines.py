@@ -83,6 +83,8 @@ def test_box_grid_fixed_edge_and_margin():
     np.testing.assert_allclose(fixed.spacing_bohr, [20.0 / 15] * 3)
     with pytest.raises(ValueError, match="does not fit"):
         box_grid(coords, 16, 2.0, 4.0)
+    with pytest.raises(ValueError, match="4 bohr margin does not fit"):  # atoms inside, tails not
+        box_grid(coords, 16, edge - 0.5, 4.0)
 
 
 def test_a_molecule_larger_than_a_fixed_box_is_a_ledger_row_before_its_scf():
@@ -97,7 +99,7 @@ def test_a_molecule_larger_than_a_fixed_box_is_a_ledger_row_before_its_scf():
     )  # fmt: skip
     results = list(iter_shard("pyscf", [chain, CH4], settings, workers=1, threads=1))
     assert isinstance(results[0], LedgerRow) and results[0].id == "t:long"
-    assert "does not fit a 12.000 bohr box" in results[0].message
+    assert "1 bohr margin does not fit a 12.000 bohr box" in results[0].message
     assert isinstance(results[1], DensityResult) and results[1].density.values.shape == (8, 8, 8)
 
 

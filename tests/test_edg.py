@@ -22,15 +22,13 @@ from rhoflow.config import section_settings
 from rhoflow.edg import (
     DistillationTask,
     contact_sheet,
-    features_by_id,
     load_model,
-    read_features,
     train_imageed,
     train_student,
     train_teacher,
-    write_features,
     write_model_features,
 )
+from rhoflow.features import features_by_id, read_features, write_features
 from rhoflow.labels import build_labels
 from rhoflow.models.ed_teacher import EDPredictor
 from rhoflow.molecule import write_molecules

@@ -125,7 +125,7 @@ from snakemake.io import apply_wildcards
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 benign = dict(shard="t-00000", source="t", engine="pyscf", model="schnet",
               target="gap_hartree", seed="0", lam="1.0", mode="density+gradient",
-              fraction="0.05", representation="images")
+              fraction="0.05", representation="images", embedding="latent")
 rows = []
 with SnakemakeApi(OutputSettings(quiet=None)) as api:
     workflow = api.workflow(

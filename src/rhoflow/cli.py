@@ -405,6 +405,64 @@ def cmd_edrep_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vqgan_train(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
+    from rhoflow.vqgan import train_vqgan
+
+    _torch_threads(args.threads)
+    summary = train_vqgan(
+        args.out, args.stores, args.split, section_settings("vqgan.model", args.model_kwargs),
+        section_settings("vqgan.discriminator", args.discriminator_kwargs),
+        section_settings("vqgan.losses", args.losses),
+        section_settings("vqgan.trainer", args.settings),
+    )  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_vqgan_evaluate(args: argparse.Namespace) -> int:
+    from rhoflow.vqgan import evaluate_vqgan, slices_png, write_reconstruction_table
+
+    _torch_threads(args.threads)
+    write_reconstruction_table(evaluate_vqgan(args.run), args.csv, args.md, args.html)
+    ids = slices_png(args.run, args.slices)
+    print(Path(args.md).read_text())
+    print(f"slices of {', '.join(ids)}: {args.slices}")
+    return 0
+
+
+def cmd_vqgan_embed(args: argparse.Namespace) -> int:
+    from rhoflow.vqgan import embed
+
+    _torch_threads(args.threads)
+    n = embed(args.run, args.latent, args.density)
+    print(f"{n} molecules: {args.latent}, {args.density}")
+    return 0
+
+
+def cmd_vqgan_finetune(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
+    from rhoflow.edrep import train_representation
+
+    settings = section_settings("vqgan.finetune.trainer", args.settings)
+    head = section_settings("vqgan.finetune.head", args.head)
+    _torch_threads(args.threads)
+    summary = train_representation(
+        args.out, "features", [args.features], args.labels, args.split, args.targets, head,
+        settings, "l1",
+    )  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_evaluate_finetune(args: argparse.Namespace) -> int:
+    from rhoflow.evaluate import finetune_table, write_finetune_table
+
+    write_finetune_table(finetune_table(args.runs), args.csv, args.md)
+    print(Path(args.md).read_text())
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from rhoflow.summary import plot_failures, summarize, write_summary
 
@@ -716,6 +774,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--md", type=Path, required=True, help="output table (.md)")
     p.add_argument("runs", nargs="+", type=Path, help="edrep representation run folders")
     p.set_defaults(func=cmd_evaluate_representations)
+
+    p = sub.add_parser(
+        "evaluate-finetune", help="test MAE of MLP heads on VQ-GAN and baseline embeddings"
+    )
+    p.add_argument("--csv", type=Path, required=True, help="output table (.csv)")
+    p.add_argument("--md", type=Path, required=True, help="output table (.md)")
+    p.add_argument("runs", nargs="+", type=Path, help="vqgan finetune run folders")
+    p.set_defaults(func=cmd_evaluate_finetune)
+
+    vqgan = sub.add_parser("vqgan", help="3DGrid-VQGAN: train, evaluate, embed, fine-tune")
+    vqgan_sub = vqgan.add_subparsers(dest="vqgan_command", required=True)
+    p = vqgan_sub.add_parser("train", help="train the VQ-GAN; resumes from OUT's last.ckpt")
+    p.add_argument("--settings", type=_json_arg, default={}, help="'vqgan.trainer' as JSON")
+    p.add_argument("--model-kwargs", type=_json_arg, default={}, help="'vqgan.model' as JSON")
+    p.add_argument("--discriminator-kwargs", type=_json_arg, default={},
+                   help="'vqgan.discriminator' as JSON")  # fmt: skip
+    p.add_argument("--losses", type=_json_arg, default={}, help="'vqgan.losses' as JSON")
+    p.add_argument("--split", type=Path, required=True, help="the source's split file")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("stores", nargs="+", type=Path, help="density shard stores (box grids)")
+    p.set_defaults(func=cmd_vqgan_train)
+    p = vqgan_sub.add_parser("evaluate", help="reconstruction table per kept epoch, slices")
+    p.add_argument("--run", type=Path, required=True, help="the VQ-GAN's run directory")
+    p.add_argument("--csv", type=Path, required=True, help="output table (.csv)")
+    p.add_argument("--md", type=Path, required=True, help="output table (.md)")
+    p.add_argument("--html", type=Path, required=True, help="output table (.html)")
+    p.add_argument("--slices", type=Path, required=True, help="central slices (.png)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.set_defaults(func=cmd_vqgan_evaluate)
+    p = vqgan_sub.add_parser("embed", help="pooled latent and pooled density of every molecule")
+    p.add_argument("--run", type=Path, required=True, help="the VQ-GAN's run directory")
+    p.add_argument("--latent", type=Path, required=True, help="features group (.zarr)")
+    p.add_argument("--density", type=Path, required=True, help="features group (.zarr)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.set_defaults(func=cmd_vqgan_embed)
+    p = vqgan_sub.add_parser("finetune", help="an MLP on one embedding (a run like 'train')")
+    p.add_argument("--features", type=Path, required=True, help="embedding features group")
+    p.add_argument("--targets", nargs="+", required=True, help="labels columns learnt together")
+    p.add_argument("--head", type=_json_arg, default={}, help="'vqgan.finetune.head' as JSON")
+    p.add_argument("--settings", type=_json_arg, default={},
+                   help="'vqgan.finetune.trainer' as JSON")  # fmt: skip
+    p.add_argument("--labels", type=Path, required=True, help="typed labels table (.parquet)")
+    p.add_argument("--split", type=Path, required=True, help="the dataset's split file (.parquet)")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.set_defaults(func=cmd_vqgan_finetune)
 
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)

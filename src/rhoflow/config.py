@@ -204,7 +204,7 @@ def validate(
     exist (relative to ``workdir``; http(s) URLs are left to Snakemake's storage plugin),
     ``edg.pretrain`` names a source with images, each representation reads an engine of
     ``density.engines``, :func:`_check_train_sources` (which fills ``train.sources``),
-    :func:`_check_model_trainer` and :func:`_check_edrep`.
+    :func:`_check_model_trainer`, :func:`_check_edrep` and :func:`_check_vqgan`.
     """
     _check(config, _default_schema() if schema is None else schema, [], "config")
     for path, check in SECTION_CHECKS.items():
@@ -234,6 +234,38 @@ def validate(
     _check_train_sources(config)
     _check_model_trainer(config["train"], schema or _default_schema())
     _check_edrep(config)
+    _check_vqgan(config)
+
+
+def _check_vqgan(config: dict[str, Any]) -> None:
+    """``vqgan.source`` is a source; ``vqgan.engine`` computes it on one fixed box
+    (``grid: box`` with ``box_edge_bohr``); the fine-tuning targets are label columns of that
+    engine's labels table for the source."""
+    from rhoflow.label_columns import label_columns
+
+    vqgan = config["vqgan"]
+    name, engine = vqgan["source"], vqgan["engine"]
+    if name is None:
+        return
+    formats = {s["name"]: s["format"] for s in config["sources"]}
+    if name not in formats:
+        raise ConfigError(f"config key 'vqgan.source': {name!r} is not a source name")
+    if engine not in config["density"]["engines"]:
+        raise ConfigError(f"config key 'vqgan.engine': {engine!r} is not in density.engines")
+    grid = config["density"][engine]
+    if grid["grid"] != "box" or grid["box_edge_bohr"] is None:
+        raise ConfigError(
+            f"config key 'density.{engine}.box_edge_bohr': the VQ-GAN needs one fixed box "
+            f"(grid: box, box_edge_bohr set; got grid {grid['grid']!r}, box_edge_bohr "
+            f"{grid['box_edge_bohr']!r})"
+        )
+    columns = label_columns(formats[name], engine)
+    for target in vqgan["finetune"]["targets"]:
+        if target not in columns:
+            raise ConfigError(
+                f"config key 'vqgan.finetune.targets': {target!r} is not a label of source "
+                f"{name!r} with engine {engine!r}"
+            )
 
 
 def _check_model_trainer(train: dict[str, Any], schema: dict[str, Any]) -> None:

@@ -441,7 +441,8 @@ REPRESENTATION_ORDER = ("pointclouds", "voxels", "images")
 
 
 def edrep_runs(runs: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per (edrep run, target): ``representation``, ``mode``, ``fraction``, ``seed``,
+    """One row per (edrep run, target): ``representation``, ``groups`` (the first of its input
+    groups), ``mode``, ``fraction``, ``seed``,
     ``target``, ``unit``, ``train_molecules``, ``test_mae``, ``test_rmse``, ``baseline_mae``
     and ``baseline_rmse`` (every test molecule predicted as the run's train mean, its
     config.json normalisation), ``params``, ``epoch_time_s``, ``peak_memory_mb``, ``memory``;
@@ -464,6 +465,7 @@ def edrep_runs(runs: Sequence[str | Path]) -> pd.DataFrame:
             baseline = part["truth"].to_numpy() - mean[target]
             rows.append({
                 "representation": config["data"]["representation"],
+                "groups": config["data"]["groups"][0],
                 "mode": config["data"]["mode"],
                 "fraction": float(config["data"].get("train_fraction", 1.0)),
                 "seed": int(config["train"]["seed"]),
@@ -658,5 +660,62 @@ def write_representations_table(
     for rep, c in cost.iterrows():
         lines.append(f"| {rep} | {int(c['params']):,} | {int(c['train_molecules'])} | "
                      f"{c['epoch_time_s']:.2f} | {c['peak_memory_mb']:.0f} |")  # fmt: skip
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+EMBEDDINGS = {
+    "vqgan_latent": "VQ-GAN latent (frozen encoder, mean-pooled)",
+    "pooled_density": "pooled log(1 + ρ) (4³ cells, not learned)",
+}
+"""Rows of the fine-tuning table: the embeddings' ``kind`` attributes (rhoflow.vqgan.embed)."""
+
+
+def finetune_table(runs: Sequence[str | Path]) -> pd.DataFrame:
+    """Test MAE per target of the MLP heads on each embedding (the features groups' ``kind``),
+    mean and sample std over seeds in the papers' unit, and the train-mean baseline. Columns
+    ``embedding``, ``target``, ``unit``, ``train_molecules``, ``mean``, ``std``, ``n_seeds``;
+    ``attrs["n_test"]``."""
+    from rhoflow.features import open_features
+
+    df = edrep_runs(runs)
+    df["embedding"] = [open_features(g).attrs["kind"] for g in df["groups"]]
+    rows = []
+    for target, part in df.groupby("target", sort=False):
+        unit, factor = display_unit(part["unit"].iloc[0])
+        n = int(part["train_molecules"].max())
+        for kind, group in part.groupby("embedding", sort=False):
+            rows.append({"embedding": EMBEDDINGS.get(kind, kind), "target": target, "unit": unit,
+                         "train_molecules": n, **_stats(group["test_mae"] * factor)})  # fmt: skip
+        seeds = part.drop_duplicates("seed")
+        rows.append({"embedding": BASELINE, "target": target, "unit": unit,
+                     "train_molecules": n, **_stats(seeds["baseline_mae"] * factor)})  # fmt: skip
+    out = pd.DataFrame(rows)
+    out.attrs["n_test"] = df.attrs["n_test"]
+    return out
+
+
+def write_finetune_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path) -> None:
+    """Write a :func:`finetune_table` as CSV (its columns) and Markdown (embeddings × targets,
+    ``mean ± std``), atomically."""
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+    targets = list(dict.fromkeys(df["target"]))
+    units = dict(zip(df["target"], df["unit"], strict=False))
+    most = int(df["n_seeds"].max())
+    lines = [
+        f"Test MAE of an MLP (two hidden layers, dropout 0.1, L1 loss) on frozen per-molecule "
+        f"embeddings, mean ± sample std over {_seeds(most)}; {BASELINE}: every test molecule "
+        f"predicted as the mean train target. Train molecules: "
+        f"{int(df['train_molecules'].max())}; test molecules: {df.attrs['n_test']}.",
+        "",
+        "| embedding | " + " | ".join(f"{target_name(t)} ({units[t]})" for t in targets) + " |",
+        "|---|" + "---:|" * len(targets),
+    ]
+    for embedding, group in df.groupby("embedding", sort=False):
+        by_t = group.set_index("target")
+        cells = [_cell(by_t.loc[t, "mean"], by_t.loc[t, "std"], by_t.loc[t, "n_seeds"], most)
+                 if t in by_t.index else "–" for t in targets]  # fmt: skip
+        lines.append(f"| {embedding} | " + " | ".join(cells) + " |")
     with atomic_path(md_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

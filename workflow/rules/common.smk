@@ -191,7 +191,7 @@ def all_targets(wildcards=None):
     slices = [f"{RESULTS}/density/{e}/slices.png" for e in config["density"]["engines"]]
     stats = [f"{RESULTS}/density/{e}/stats.json" for e in config["density"]["engines"]]
     return [*summary, *indexes, *labels, *slices, *stats, *splits, *representation_outputs(),
-            *property_tables(), *edrep_tables(), *run_records()]  # fmt: skip
+            *property_tables(), *edrep_tables(), *vqgan_tables(), *run_records()]  # fmt: skip
 
 
 # --- training and evaluation ---------------------------------------------------------------
@@ -348,6 +348,48 @@ def edrep_tables(wildcards=None):
         tables.append(f"{RESULTS}/tables/{source}_voxel_curves.md")
     if edrep["representations"]["targets"]:
         tables.append(f"{RESULTS}/tables/{source}_ed_representations.md")
+    return tables
+
+
+# --- vqgan: the 3DGrid-VQGAN ------------------------------------------------------------------
+
+VQGAN = f"{RESULTS}/vqgan/{config['vqgan']['source']}"
+VQGAN_FINETUNE_RUN = f"{VQGAN}/finetune/{{embedding}}/seed{{seed}}"
+VQGAN_EMBEDDINGS = ("latent", "density")
+"""The fine-tuned embeddings: the VQ-GAN's pooled latent and the pooled raw density."""
+
+
+def vqgan_stores(wildcards=None):
+    """The vqgan.engine's shard stores of the vqgan.source's shards."""
+    engine = config["vqgan"]["engine"]
+    return [f"{RESULTS}/density/{engine}/{s}.zarr" for s in shards_of(config["vqgan"]["source"])]
+
+
+def vqgan_split(wildcards=None):
+    return f"{RESULTS}/splits/{config['vqgan']['source']}.parquet"
+
+
+def vqgan_labels(wildcards=None):
+    """The labels table of vqgan.engine (its labels and the sources' labels)."""
+    return f"{RESULTS}/density/{config['vqgan']['engine']}/labels.parquet"
+
+
+def vqgan_finetune_runs(wildcards=None):
+    return expand(
+        f"{VQGAN_FINETUNE_RUN}/test_predictions.parquet",
+        embedding=VQGAN_EMBEDDINGS,
+        seed=config["vqgan"]["finetune"]["seeds"],
+    )
+
+
+def vqgan_tables(wildcards=None):
+    """The reconstruction table (and slices), and the fine-tuning table when it has targets."""
+    vqgan = config["vqgan"]
+    if vqgan["source"] is None:
+        return []
+    tables = [f"{RESULTS}/tables/vqgan_reconstruction.md", f"{VQGAN}/slices.png"]
+    if vqgan["finetune"]["targets"]:
+        tables.append(f"{RESULTS}/tables/vqgan_finetune.md")
     return tables
 
 

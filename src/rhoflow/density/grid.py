@@ -14,8 +14,10 @@ units: ``$defs/density_engine`` in ``src/rhoflow/schemas/config.schema.yaml``):
 ``box`` (fixed n³, e.g. 128³ for the VQ-GAN)
     ``n`` points per axis over a cube of edge ``L`` centred on the atoms' bounding box, so the
     spacing is ``L / (n - 1)`` on every axis and the first and last points lie on the faces.
-    ``L = box_edge_bohr`` when set (the same physical resolution for every molecule; molecules
-    that do not fit are rejected), else ``max_k(xmax_k - xmin_k) + 2 * box_margin_bohr``.
+    ``L = box_edge_bohr`` when set (the same physical resolution for every molecule; a molecule
+    whose extent plus ``box_margin_bohr`` on each side exceeds it is rejected: an atom near a
+    face would lose part of its density, a silent crop), else
+    ``max_k(xmax_k - xmin_k) + 2 * box_margin_bohr``.
 
 Points are enumerated in cube-file order (x slowest, z fastest) and produced in blocks so no
 engine holds all coordinates of a 128³ grid at once.
@@ -105,9 +107,13 @@ def box_grid(
     xyz = np.asarray(coords_bohr, dtype=np.float64).reshape(-1, 3)
     low, high = xyz.min(axis=0), xyz.max(axis=0)
     extent = float((high - low).max())
-    edge = extent + 2.0 * margin_bohr if edge_bohr is None else float(edge_bohr)
-    if edge < extent or edge <= 0:
-        raise ValueError(f"molecule extent {extent:.3f} bohr does not fit a {edge:.3f} bohr box")
+    needed = extent + 2.0 * margin_bohr
+    edge = needed if edge_bohr is None else float(edge_bohr)
+    if edge < needed or edge <= 0:
+        raise ValueError(
+            f"molecule extent {extent:.3f} bohr + 2 x {margin_bohr:g} bohr margin does not fit "
+            f"a {edge:.3f} bohr box"
+        )
     spacing = edge / (points - 1)
     centre = (low + high) / 2.0
     origin = centre - edge / 2.0

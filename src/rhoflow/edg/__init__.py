@@ -41,12 +41,7 @@ features | student``.
 
 from rhoflow.edg.data import EDGDataModule, ImageDataModule
 from rhoflow.edg.drivers import train_imageed, train_student, train_teacher
-from rhoflow.edg.features import (
-    features_by_id,
-    read_features,
-    write_features,
-    write_model_features,
-)
+from rhoflow.edg.features import write_model_features
 from rhoflow.edg.modelfile import load_model, load_predictor, save_model
 from rhoflow.edg.sheet import contact_sheet
 from rhoflow.edg.tasks import DistillationTask, ImageEDTask, TeacherTask
@@ -58,14 +53,11 @@ __all__ = [
     "ImageEDTask",
     "TeacherTask",
     "contact_sheet",
-    "features_by_id",
     "load_model",
     "load_predictor",
-    "read_features",
     "save_model",
     "train_imageed",
     "train_student",
     "train_teacher",
-    "write_features",
     "write_model_features",
 ]

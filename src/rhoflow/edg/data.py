@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, default_collate
 
-from rhoflow.edg.features import features_by_id
+from rhoflow.features import features_by_id
 from rhoflow.splits import SPLITS
 from rhoflow.train.data import GeometryDataModule, GeometryDataset, SplitLoaders
 

@@ -1,4 +1,5 @@
-"""Per-molecule feature vectors keyed by id: ImageED's ED features and the teacher's outputs.
+"""ImageED's ED features and the teacher's outputs of every molecule, as features groups
+(:mod:`rhoflow.features`).
 
 A features group (``results/edg/imageed_features.zarr``, ``results/edg/teacher_features/
 <source>.zarr``) is a per-molecule group (:class:`rhoflow.zarrgroup.MoleculeGroupWriter`,
@@ -11,47 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from rhoflow.edg.modelfile import load_model
-from rhoflow.zarrgroup import MoleculeGroupWriter, open_finished_group
-
-FORMAT = "rhoflow-features"
-
-
-def write_features(
-    path: str | Path, ids: Sequence[str], features: np.ndarray, attributes: dict[str, Any]
-) -> None:
-    """Write ``features`` [M, F] of molecules ``ids`` as a features group, atomically."""
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim != 2 or len(features) != len(ids):
-        raise ValueError(f"features {features.shape} do not match {len(ids)} ids")
-    with MoleculeGroupWriter(path, FORMAT, attributes) as out:
-        out.array("features", features.shape[1:], "float32", ("molecule", "feature"), "1")
-        for mol_id, row in zip(ids, features, strict=True):
-            out.add(mol_id, features=row)
-
-
-def read_features(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """The ids and features float32 [M, F] of a features group (read whole: they are small)."""
-    group = open_finished_group(path, FORMAT)
-    return [str(i) for i in group["ids"][...].tolist()], np.asarray(group["features"][...])
-
-
-def features_by_id(path: str | Path, ids: Sequence[str]) -> np.ndarray:
-    """Features float32 [len(ids), F] in the order of ``ids``; NaN rows for ids the group lacks."""
-    have, features = read_features(path)
-    row = {mol_id: r for r, mol_id in enumerate(have)}
-    out = np.full((len(ids), features.shape[1]), np.nan, dtype=np.float32)
-    found = [(k, row[i]) for k, i in enumerate(ids) if i in row]
-    if found:
-        k, r = np.array(found).T
-        out[k] = features[r]
-    return out
+from rhoflow.features import write_features
 
 
 @torch.no_grad()

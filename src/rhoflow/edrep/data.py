@@ -1,5 +1,6 @@
-"""The DataModule of a density representation: voxels, point clouds or density images of a
-split file's molecules with one or more targets of a labels table.
+"""The DataModule of a density representation: voxels, point clouds, density images or
+per-molecule feature vectors (a features group, :mod:`rhoflow.features`: the VQ-GAN's
+embeddings) of a split file's molecules with one or more targets of a labels table.
 
 Inputs are read through the representation's reader (:func:`rhoflow.voxels.open_voxels`,
 :func:`rhoflow.pointclouds.open_pointclouds`, :func:`rhoflow.render.open_images`): one
@@ -7,7 +8,7 @@ inner-chunk read per molecule, groups opened lazily in each DataLoader worker, v
 as stored except that float16 voxels become float32 and a voxel mode keeps only its channels.
 An item is ``{"x": array, "y": float64 [T] or scalar, "index": int, "id": str}``; a batch
 stacks them (``x`` [B, C, D, D, D] float32 voxels, [B, P, F] float32 points or
-[B, V, C, S, S] uint8 images).
+[B, V, C, S, S] uint8 images, [B, F] float32 features).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ REPRESENTATIONS: dict[str, str] = {
     "voxels": "voxels",
     "pointclouds": "points",
     "images": "density_images",
+    "features": "features",
 }
 """Each representation's array in its groups."""
 
@@ -41,6 +43,7 @@ MODES: dict[str, tuple[str, ...]] = {
 
 def open_groups(representation: str, groups: Sequence[str | Path]) -> Any:
     """The reader of a representation's groups (one or several shards)."""
+    from rhoflow.features import open_features
     from rhoflow.pointclouds import open_pointclouds
     from rhoflow.render import open_images
     from rhoflow.voxels import open_voxels
@@ -49,6 +52,7 @@ def open_groups(representation: str, groups: Sequence[str | Path]) -> Any:
         "voxels": open_voxels,
         "pointclouds": open_pointclouds,
         "images": open_images,
+        "features": open_features,
     }
     return readers[representation]([Path(g) for g in groups])
 
@@ -91,7 +95,8 @@ class RepresentationDataModule(SplitDataModule):
     """A representation's groups as train / val / test data of one or more targets.
 
     Args:
-        representation: ``voxels``, ``pointclouds`` or ``images`` (:data:`REPRESENTATIONS`).
+        representation: ``voxels``, ``pointclouds``, ``images`` or ``features``
+            (:data:`REPRESENTATIONS`).
         groups: the representation's shard groups.
         mode: voxels only, the input mode (:data:`MODES`); None keeps every channel.
         *args, **kwargs: as :class:`rhoflow.train.data.SplitDataModule` (labels, split,

@@ -19,15 +19,17 @@ from rhoflow.train.fit import fit_and_test
 
 log = logging.getLogger(__name__)
 
-AUGMENT = {"voxels": "cube", "pointclouds": "rotation", "images": None}
+AUGMENT = {"voxels": "cube", "pointclouds": "rotation", "images": None, "features": None}
 """The training-time augmentation of each representation (:mod:`rhoflow.edrep.augment`);
-the six image views are fixed by the render stage and are not augmented."""
+the six image views are fixed by the render stage and are not augmented, nor are features."""
 
 
 def build_network(representation: str, sample: Any, n_outputs: int, kwargs: dict) -> nn.Module:
     """The representation's model (voxels: :class:`~rhoflow.models.voxel_cnn.VoxelResNet3D`,
     pointclouds: :class:`~rhoflow.models.pointnet.PointNet`, images:
-    :class:`~rhoflow.models.multiview_cnn.MultiViewResNet18`), sized from one item's ``x``."""
+    :class:`~rhoflow.models.multiview_cnn.MultiViewResNet18`, features:
+    :class:`~rhoflow.models.mlp.MLP`), sized from one item's ``x``."""
+    from rhoflow.models.mlp import MLP
     from rhoflow.models.multiview_cnn import MultiViewResNet18
     from rhoflow.models.pointnet import PointNet
     from rhoflow.models.voxel_cnn import VoxelResNet3D
@@ -36,6 +38,8 @@ def build_network(representation: str, sample: Any, n_outputs: int, kwargs: dict
         return VoxelResNet3D(in_channels=sample.shape[0], n_outputs=n_outputs, **kwargs)
     if representation == "pointclouds":  # sample: [P, F]
         return PointNet(in_features=sample.shape[-1], n_outputs=n_outputs, **kwargs)
+    if representation == "features":  # sample: [F]
+        return MLP(in_features=sample.shape[0], n_outputs=n_outputs, **kwargs)
     return MultiViewResNet18(in_channels=sample.shape[1], n_outputs=n_outputs, **kwargs)
 
 
@@ -57,7 +61,7 @@ def train_representation(
 
     Args:
         run_dir: the run directory (created).
-        representation: ``voxels``, ``pointclouds`` or ``images``.
+        representation: ``voxels``, ``pointclouds``, ``images`` or ``features``.
         groups: the representation's shard groups.
         labels: typed labels table; split: the dataset's split file.
         targets: labels columns learnt together (standardised on the train split).

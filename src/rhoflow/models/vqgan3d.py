@@ -15,6 +15,7 @@ Training losses live in the method package; the networks here are plain modules.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -112,9 +113,11 @@ class VectorQuantizerEMA(nn.Module):
     In training, each used code k moves to the EMA of the encoder vectors assigned to it:
     ``N_k ← γ N_k + (1 − γ) n_k``, ``m_k ← γ m_k + (1 − γ) Σ z``, ``e_k = m_k / N_k``; codes
     the batch does not use are left exactly as they are. A code unused for ``restart_after``
-    training steps is restarted at a random encoder vector of the current batch. The encoder
-    gets the decoder's gradient through the straight-through estimator (``z + (e − z).detach()``)
-    and the commitment loss ``β ‖z − sg(e)‖²``; the codebook gets no gradient.
+    training steps is restarted at a random encoder vector of the current batch. Under DDP the
+    counts and sums are summed over the ranks and restarts come from rank 0's batch, so every
+    rank keeps the same codebook. The encoder gets the decoder's gradient through the
+    straight-through estimator (``z + (e − z).detach()``) and the commitment loss
+    ``β ‖z − sg(e)‖²``; the codebook gets no gradient.
 
     Args:
         n_codes (int): codebook size K (paper 16,384).
@@ -169,8 +172,13 @@ class VectorQuantizerEMA(nn.Module):
     @torch.no_grad()
     def _update(self, flat: Tensor, indices: Tensor, counts: Tensor) -> None:
         # flat: [N, dim]; only the codes this batch used move
-        used = counts > 0
         sums = torch.zeros_like(self.ema_sum).index_add_(0, indices, flat)  # sums: [K, dim]
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if distributed:  # every rank's batch, so that the ranks' codebooks stay identical
+            counts = counts.clone()
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
+        used = counts > 0
         g = self.decay
         self.ema_count[used] = g * self.ema_count[used] + (1 - g) * counts[used]
         self.ema_sum[used] = g * self.ema_sum[used] + (1 - g) * sums[used]
@@ -181,6 +189,8 @@ class VectorQuantizerEMA(nn.Module):
             dead = torch.nonzero(self.idle_steps >= self.restart_after).flatten()
             if len(dead):
                 picks = flat[torch.randint(len(flat), (len(dead),), device=flat.device)]
+                if distributed:
+                    dist.broadcast(picks, src=0)
                 self.codebook[dead] = picks
                 self.ema_sum[dead] = picks
                 self.ema_count[dead] = 1.0

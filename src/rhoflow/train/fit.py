@@ -51,7 +51,10 @@ from rhoflow.train.task import EpochTask
 
 log = logging.getLogger(__name__)
 
-RESUMABLE = ("max_epochs", "max_time", "devices", "num_nodes", "num_workers", "progress_bar")
+RESUMABLE = (
+    "max_epochs", "max_time", "devices", "num_nodes", "num_workers", "progress_bar",
+    "keep_every_n_epochs",
+)  # fmt: skip
 """Trainer settings a resumed run may change (to extend a run or move it to other hardware)."""
 UNCHECKED = ("versions",)
 """config.json keys a resumed run may change (a library upgrade does not restart a run)."""
@@ -184,10 +187,13 @@ def resolve_hardware(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_trainer(
-    settings: dict[str, Any], run_dir: str | Path, monitor: str = "val_mae"
+    settings: dict[str, Any], run_dir: str | Path, monitor: str = "val_mae", manual: bool = False
 ) -> L.Trainer:
-    """The Lightning trainer of a run directory: checkpoints (best on ``monitor``, and last),
-    CSV log (+ TensorBoard when installed), early stopping when asked, RNG states saved."""
+    """The Lightning trainer of a run directory: checkpoints (best on ``monitor``, last, and
+    every ``keep_every_n_epochs``-th epoch's ``epoch<k>.ckpt`` when set), CSV log (+
+    TensorBoard when installed), early stopping when asked, RNG states saved. ``manual``: the
+    task optimises itself (Lightning's manual optimisation) and clips its own gradients by
+    ``gradient_clip_val``."""
     run_dir = Path(run_dir)
     # Two checkpoint callbacks: Lightning's save_last writes last.ckpt only in epochs that
     # also wrote a top-k checkpoint, and a killed run must resume from its latest epoch.
@@ -205,6 +211,19 @@ def build_trainer(
     # the plain summary (to the log) and tqdm bar, also where `rich` is installed (Lightning
     # would switch both to rich, whose summary goes to stdout)
     callbacks: list[Callback] = [best, last, RNGStates(), FiniteLoss(), ModelSummary()]
+    if settings["keep_every_n_epochs"] is not None:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints",
+                filename="epoch{epoch:03d}",
+                monitor="epoch",  # always present; keeps its state apart from last's
+                mode="max",
+                auto_insert_metric_name=False,
+                every_n_epochs=settings["keep_every_n_epochs"],
+                save_top_k=-1,
+                enable_version_counter=False,
+            )
+        )
     if settings["progress_bar"]:
         callbacks.append(TQDMProgressBar())
     if settings["early_stopping_patience"] is not None:
@@ -219,7 +238,7 @@ def build_trainer(
         **resolve_hardware(settings),
         max_epochs=settings["max_epochs"],
         max_time=settings["max_time"],
-        gradient_clip_val=settings["gradient_clip_val"],
+        gradient_clip_val=None if manual else settings["gradient_clip_val"],
         callbacks=callbacks,
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
@@ -296,7 +315,7 @@ def fit(
     if resume is not None:
         log.info("resuming %s from %s", run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = build_trainer(settings, run_dir, task.monitor)
+    trainer = build_trainer(settings, run_dir, task.monitor, not task.automatic_optimization)
     if trainer.is_global_zero:
         with atomic_path(run_dir / "config.json") as tmp:
             tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -75,7 +75,9 @@ class EpochTask(L.LightningModule):
             if name.startswith(("train_", "val_")) and metric.update_count:
                 values[name] = float(metric.compute())
                 self.log(name, metric)
-        lr = self.optimizers().param_groups[0]["lr"]
+        optimizers = self.optimizers()
+        first = optimizers[0] if isinstance(optimizers, list) else optimizers
+        lr = first.param_groups[0]["lr"]  # the (first) optimiser's
         elapsed = time.perf_counter() - self._epoch_start
         rate = self._epoch_molecules * self.trainer.world_size / elapsed
         self.log("lr", lr, sync_dist=True)
@@ -124,11 +126,12 @@ class EpochTask(L.LightningModule):
     def _step_scheduler(self, monitored: Tensor) -> None:
         # Stepped here, before the checkpoint of this epoch is written (Lightning would step it
         # after), so a run resumed from that checkpoint continues the schedule exactly.
-        scheduler = self.lr_schedulers()
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step(monitored)
-        elif scheduler is not None:
-            scheduler.step()
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(monitored)
+            elif scheduler is not None:
+                scheduler.step()
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         """Lightning's own stepping is off: the task steps in ``on_validation_epoch_end``."""
@@ -137,6 +140,12 @@ class EpochTask(L.LightningModule):
         s = self.settings
         trainable = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=s["lr"], weight_decay=s["weight_decay"])
+        return self.scheduled(optimizer)
+
+    def scheduled(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """``optimizer`` with the settings' schedule, as ``configure_optimizers`` returns it (a
+        task with several optimisers, in manual optimisation, returns a list of these)."""
+        s = self.settings
         if s["scheduler"] == "none":
             return {"optimizer": optimizer}
         if s["scheduler"] == "plateau":
@@ -151,7 +160,7 @@ class EpochTask(L.LightningModule):
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
                 optimizer, T_max=s["max_epochs"], eta_min=s["lr_min"]
             )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.monitor},
-        }
+        schedule = {"scheduler": scheduler, "interval": "epoch"}
+        if self.automatic_optimization:  # Lightning checks a plateau schedule's monitor there
+            schedule["monitor"] = self.monitor
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
