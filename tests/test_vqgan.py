@@ -176,7 +176,8 @@ def test_vqgan_trains_evaluates_embeds_and_finetunes(boxes, tmp_path):
     assert 3 <= table.attrs["n_test"] <= 8 and table.attrs["data_range"] == summary["data_range"]
     assert ((table["ssim"] > 0) & (table["ssim"] <= 1)).all()
     assert (table["slice_psnr_db"] != table["psnr_db"]).all()
-    assert (table["electrons_input"] > 5).all()  # ~ the molecules' electrons, on a coarse grid
+    assert (table["electrons_molecule"] >= 10).all()  # CH4 and larger
+    assert (table["electrons_input"] > 5).all()  # the same order, on a coarse grid
     write_reconstruction_table(table, tmp_path / "r.csv", tmp_path / "r.md", tmp_path / "r.html")
     assert "FID, KID and LPIPS" in (tmp_path / "r.md").read_text()
     assert "<table>" in (tmp_path / "r.html").read_text()

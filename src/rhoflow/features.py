@@ -61,3 +61,32 @@ def features_by_id(path: str | Path, ids: Sequence[str]) -> np.ndarray:
 def open_features(path: str | Path | list[str | Path]) -> MoleculeGroup | MoleculeGroups:
     """Features groups by id: ``open_features(p).read(id, "features")`` is float32 [F]."""
     return open_representation(path, FORMAT)
+
+
+class FeatureTable:
+    """Features groups read whole into memory (they are small: one vector per molecule), with
+    the per-molecule reader's interface: ``id in table``, ``table.read(id, "features")``."""
+
+    def __init__(self, paths: Sequence[str | Path]) -> None:
+        ids: list[str] = []
+        rows: list[np.ndarray] = []
+        self.attrs: dict[str, Any] = {}
+        for path in paths:
+            more, features = read_features(path)
+            ids += more
+            rows.append(features)
+            self.attrs = self.attrs or dict(open_finished_group(path, FORMAT).attrs)
+        self.features = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+        self._row = {mol_id: r for r, mol_id in enumerate(ids)}
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def __contains__(self, mol_id: object) -> bool:
+        return mol_id in self._row
+
+    def read(self, mol_id: str, name: str = "features") -> np.ndarray:
+        """One molecule's float32 [F] vector."""
+        if name != "features":
+            raise KeyError(f"a features group has no array {name!r}")
+        return self.features[self._row[mol_id]]

@@ -43,7 +43,7 @@ MODES: dict[str, tuple[str, ...]] = {
 
 def open_groups(representation: str, groups: Sequence[str | Path]) -> Any:
     """The reader of a representation's groups (one or several shards)."""
-    from rhoflow.features import open_features
+    from rhoflow.features import FeatureTable
     from rhoflow.pointclouds import open_pointclouds
     from rhoflow.render import open_images
     from rhoflow.voxels import open_voxels
@@ -52,7 +52,7 @@ def open_groups(representation: str, groups: Sequence[str | Path]) -> Any:
         "voxels": open_voxels,
         "pointclouds": open_pointclouds,
         "images": open_images,
-        "features": open_features,
+        "features": FeatureTable,  # small: read whole, not one chunk per molecule
     }
     return readers[representation]([Path(g) for g in groups])
 

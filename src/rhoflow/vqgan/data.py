@@ -69,11 +69,18 @@ class BoxGrids(Dataset):
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers open the stores themselves
         return {**self.__dict__, "_dataset": None}
 
-    def density(self, i: int) -> np.ndarray:
-        """Molecule ``i``'s density float32 [n, n, n] (e/bohr³)."""
+    def _stores(self) -> Any:
         if self._dataset is None:
             self._dataset = open_dataset(self.stores)
-        return self._dataset.values(self.ids[i])
+        return self._dataset
+
+    def density(self, i: int) -> np.ndarray:
+        """Molecule ``i``'s density float32 [n, n, n] (e/bohr³)."""
+        return self._stores().values(self.ids[i])
+
+    def electrons(self, i: int) -> float:
+        """Molecule ``i``'s electrons (the density engine's expected count)."""
+        return float(self._stores().metadata(self.ids[i])["checks"]["n_electrons_expected"])
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         x = np.log1p(np.maximum(self.density(i), 0.0, dtype=np.float32))[None]
