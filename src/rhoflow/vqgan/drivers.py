@@ -241,7 +241,6 @@ def slices_png(run_dir: str | Path, out_png: str | Path, n_molecules: int = 3) -
     n = min(n_molecules, len(grids))
     figure = Figure(figsize=(7.5, 2.4 * n), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
-    r = data["data_range"]
     ids = []
     for row in range(n):
         item = grids[row]
@@ -250,12 +249,13 @@ def slices_png(run_dir: str | Path, out_png: str | Path, n_molecules: int = 3) -
         k = x.shape[-1] // 2
         panels = [x[0, 0, :, :, k], y[0, 0, :, :, k], (y - x)[0, 0, :, :, k]]
         names = ["input", "reconstruction", "reconstruction − input"]
-        extent = [0, data["points"] * data["spacing_bohr"]] * 2
+        extent = [0, (data["points"] - 1) * data["spacing_bohr"]] * 2
+        top = float(panels[0].max()) or 1.0  # input and reconstruction on the input's scale
         for col, (panel, name) in enumerate(zip(panels, names, strict=True)):
             ax = figure.add_subplot(n, 3, 3 * row + col + 1)
             if col < 2:
                 image = ax.imshow(panel.T.numpy(), origin="lower", cmap="viridis", vmin=0,
-                                  vmax=r, extent=extent)  # fmt: skip
+                                  vmax=top, extent=extent)  # fmt: skip
             else:
                 d = float(panel.abs().max()) or 1.0
                 image = ax.imshow(panel.T.numpy(), origin="lower", cmap="RdBu_r", vmin=-d,
