@@ -95,9 +95,9 @@ class BoxGridDataModule(SplitLoaders):
         split: the source's split file (.parquet).
         batch_size, num_workers, seed: as :class:`rhoflow.train.data.SplitLoaders`.
 
-    After ``setup``: ``points`` (n), ``spacing_bohr``, ``voxel_volume_bohr3`` and
-    ``data_range`` (the largest log(1 + ρ) of the first :data:`RANGE_MOLECULES` train
-    molecules: the fixed PSNR / SSIM range of every molecule).
+    After ``setup``: ``points`` (n), ``spacing_bohr``, ``voxel_volume_bohr3``; after
+    :meth:`fix_data_range`, ``data_range`` (the largest log(1 + ρ) of the first
+    :data:`RANGE_MOLECULES` train molecules: the fixed PSNR / SSIM range of every molecule).
     """
 
     collate = staticmethod(default_collate)
@@ -119,7 +119,7 @@ class BoxGridDataModule(SplitLoaders):
         return self.spacing_bohr**3
 
     def setup(self, stage: str | None = None) -> None:
-        """Read the split and the stores' ids (once), check the grids, fix the data range."""
+        """Read the split and the stores' ids (once) and check the grids."""
         if self.datasets:
             return
         have = set(open_dataset(self.stores).ids)
@@ -133,10 +133,15 @@ class BoxGridDataModule(SplitLoaders):
         every = [i for name in SPLITS for i in ids[name]]
         self.points, self.spacing_bohr = grid_geometry(self.stores, every)
         self.datasets = {name: BoxGrids(self.stores, ids[name]) for name in SPLITS}
+
+    def fix_data_range(self) -> float:
+        """Set (and return) ``data_range`` from the train molecules (a run does this once and
+        records it in its config.json; evaluation reads it from there)."""
         train = self.datasets["train"]
         self.data_range = max(
             float(train[k]["x"].max()) for k in range(min(len(train), RANGE_MOLECULES))
         )
+        return self.data_range
 
     def describe(self) -> dict[str, Any]:
         """The inputs, as recorded in the run's config.json."""

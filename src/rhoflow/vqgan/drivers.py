@@ -62,6 +62,7 @@ def train_vqgan(
     data = BoxGridDataModule(stores, split, settings["batch_size"], settings["num_workers"],
                              settings["seed"])  # fmt: skip
     data.setup("fit")
+    data.fix_data_range()
     model = VQGAN3D(**model_kwargs)
     discriminator = SliceDiscriminator(**discriminator_kwargs)
     params = sum(p.numel() for p in model.parameters())
