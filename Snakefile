@@ -36,6 +36,10 @@ wildcard_constraints:
     fraction=r"[0-9][0-9.e-]*",
     representation=r"voxels|pointclouds|images",
     embedding=r"latent|density",
+    trajectory=r"[A-Za-z0-9][A-Za-z0-9_.:+-]*",
+    variant=r"baseline|ndem|denoise|dens",
+    sweep=r"lambda|sigma",
+    value=r"[0-9][0-9.e+-]*",
 
 
 include: "workflow/rules/shards.smk"
@@ -51,6 +55,8 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/edg.smk"
 include: "workflow/rules/edrep.smk"
 include: "workflow/rules/vqgan.smk"
+include: "workflow/rules/md.smk"
+include: "workflow/rules/ndem.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -125,7 +125,8 @@ from snakemake.io import apply_wildcards
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 benign = dict(shard="t-00000", source="t", engine="pyscf", model="schnet",
               target="gap_hartree", seed="0", lam="1.0", mode="density+gradient",
-              fraction="0.05", representation="images", embedding="latent")
+              fraction="0.05", representation="images", embedding="latent",
+              trajectory="md17_ethanol", variant="ndem", sweep="lambda", value="0.1")
 rows = []
 with SnakemakeApi(OutputSettings(quiet=None)) as api:
     workflow = api.workflow(

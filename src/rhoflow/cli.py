@@ -463,6 +463,67 @@ def cmd_evaluate_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_md_import(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
+    from rhoflow.md import import_trajectory
+
+    md = section_settings("md", {"trajectories": [args.entry]})
+    print(json.dumps(import_trajectory(md["trajectories"][0], args.out)))
+    return 0
+
+
+def cmd_md_xtb(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
+    from rhoflow.md import simulate_shard
+
+    settings = section_settings("md.xtb", args.settings)
+    run = {k: v for k, v in settings.items() if k not in ("source", "ids")}
+    print(json.dumps(simulate_shard(args.table, args.out, args.ledger, run, settings["ids"])))
+    return 0
+
+
+def cmd_md_split(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
+    from rhoflow.md import split_frames
+
+    settings = section_settings("md.split", args.settings)
+    print(json.dumps(split_frames(args.stores, args.trajectory, settings, args.out)))
+    return 0
+
+
+def cmd_ndem_train(args: argparse.Namespace) -> int:
+    from rhoflow.config import section_settings
+    from rhoflow.md import find_store
+    from rhoflow.ndem import loss_settings, train_forces
+
+    ndem = section_settings("ndem", {"model": args.model_kwargs, "loss": args.loss,
+                                     "noise": args.noise, "dens": args.dens,
+                                     "trainer": args.settings})  # fmt: skip
+    loss = loss_settings(args.variant, ndem["loss"], ndem["noise"], ndem["dens"])
+    _torch_threads(args.threads)
+    summary = train_forces(args.out, find_store(args.stores, args.trajectory), args.trajectory,
+                           args.split, ndem["model"], loss, ndem["trainer"])  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_ndem_table(args: argparse.Namespace) -> int:
+    from rhoflow.evaluate import md_forces_table, write_md_forces_table
+
+    write_md_forces_table(md_forces_table(args.runs), args.csv, args.md, args.html)
+    print(Path(args.md).read_text())
+    return 0
+
+
+def cmd_ndem_ablation(args: argparse.Namespace) -> int:
+    from rhoflow.evaluate import ndem_ablation_table, write_ndem_ablation
+
+    table = ndem_ablation_table(args.lambda_runs, args.sigma_runs)
+    write_ndem_ablation(table, args.csv, args.md, args.html, args.png)
+    print(Path(args.md).read_text())
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from rhoflow.summary import plot_failures, summarize, write_summary
 
@@ -821,6 +882,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.set_defaults(func=cmd_vqgan_finetune)
+
+    md = sub.add_parser("md", help="trajectories off equilibrium: import, xtb MD, split")
+    md_sub = md.add_subparsers(dest="md_command", required=True)
+    p = md_sub.add_parser("import", help="an MD17 extxyz or rMD17 npz file into a store")
+    p.add_argument("--entry", type=_json_arg, required=True, help="an md.trajectories entry")
+    p.add_argument("--out", type=Path, required=True, help="trajectory store (.zarr)")
+    p.set_defaults(func=cmd_md_import)
+    p = md_sub.add_parser("xtb", help="GFN2-xTB MD of the molecules of a conformer shard")
+    p.add_argument("--settings", type=_json_arg, default={}, help="'md.xtb' as JSON")
+    p.add_argument("--table", type=Path, required=True, help="conformer shard table")
+    p.add_argument("--out", type=Path, required=True, help="trajectory store (.zarr)")
+    p.add_argument("--ledger", type=Path, required=True, help="failures (.tsv)")
+    p.set_defaults(func=cmd_md_xtb)
+    p = md_sub.add_parser("split", help="split file of one trajectory's frames")
+    p.add_argument("--settings", type=_json_arg, default={}, help="'md.split' as JSON")
+    p.add_argument("--trajectory", required=True, help="trajectory id")
+    p.add_argument("--out", type=Path, required=True, help="split file (.parquet)")
+    p.add_argument("stores", nargs="+", type=Path, help="trajectory stores (one holds it)")
+    p.set_defaults(func=cmd_md_split)
+
+    ndem = sub.add_parser("ndem", help="energy + force training with NDeM and baselines")
+    ndem_sub = ndem.add_subparsers(dest="ndem_command", required=True)
+    p = ndem_sub.add_parser("train", help="one run on one trajectory; resumes from last.ckpt")
+    p.add_argument("--trajectory", required=True, help="trajectory id")
+    p.add_argument("--variant", required=True, choices=["baseline", "ndem", "denoise", "dens"])
+    p.add_argument("--model-kwargs", type=_json_arg, default={}, help="'ndem.model' as JSON")
+    p.add_argument("--loss", type=_json_arg, default={}, help="'ndem.loss' as JSON")
+    p.add_argument("--noise", type=_json_arg, default={}, help="'ndem.noise' as JSON")
+    p.add_argument("--dens", type=_json_arg, default={}, help="'ndem.dens' as JSON")
+    p.add_argument("--settings", type=_json_arg, default={}, help="'ndem.trainer' as JSON")
+    p.add_argument("--split", type=Path, required=True, help="the trajectory's split file")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("stores", nargs="+", type=Path, help="trajectory stores (one holds it)")
+    p.set_defaults(func=cmd_ndem_train)
+    p = ndem_sub.add_parser("table", help="energy and force MAE per trajectory and variant")
+    p.add_argument("--csv", type=Path, required=True, help="output table (.csv)")
+    p.add_argument("--md", type=Path, required=True, help="output table (.md)")
+    p.add_argument("--html", type=Path, required=True, help="output table (.html)")
+    p.add_argument("runs", nargs="+", type=Path, help="ndem run folders")
+    p.set_defaults(func=cmd_ndem_table)
+    p = ndem_sub.add_parser("ablation", help="NDeM's λ and σ_max sweeps: table and plot")
+    p.add_argument("--csv", type=Path, required=True, help="output table (.csv)")
+    p.add_argument("--md", type=Path, required=True, help="output table (.md)")
+    p.add_argument("--html", type=Path, required=True, help="output table (.html)")
+    p.add_argument("--png", type=Path, required=True, help="force MAE against λ (.png)")
+    p.add_argument("--lambda-runs", nargs="*", type=Path, default=[], help="λ sweep runs")
+    p.add_argument("--sigma-runs", nargs="*", type=Path, default=[], help="σ_max sweep runs")
+    p.set_defaults(func=cmd_ndem_ablation)
 
     p = sub.add_parser("summary", help="molecules and failures per stage")
     p.add_argument("--tables", nargs="*", default=[], type=Path)

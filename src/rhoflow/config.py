@@ -235,6 +235,45 @@ def validate(
     _check_model_trainer(config["train"], schema or _default_schema())
     _check_edrep(config)
     _check_vqgan(config)
+    _check_md(config, workdir)
+
+
+def _check_md(config: dict[str, Any], workdir: str | Path) -> None:
+    """Trajectory files exist and their names are unique; ``md.xtb.source`` is a source;
+    every ``ndem.trajectories`` entry is an imported trajectory or one of ``md.xtb.ids``, the
+    ablation's trajectory is one of them, and the backbone's heads divide its width."""
+    md, ndem = config["md"], config["ndem"]
+    names = [t["name"] for t in md["trajectories"]]
+    for i, entry in enumerate(md["trajectories"]):
+        if entry["name"] in names[:i]:
+            raise ConfigError(
+                f"config key 'md.trajectories[{i}].name': duplicate trajectory {entry['name']!r}"
+            )
+        if not (Path(workdir) / entry["path"]).exists():
+            raise ConfigError(
+                f"config key 'md.trajectories[{i}].path': input file not found: {entry['path']!r}"
+            )
+    source = md["xtb"]["source"]
+    if source is not None and source not in [s["name"] for s in config["sources"]]:
+        raise ConfigError(f"config key 'md.xtb.source': {source!r} is not a source name")
+    simulated = md["xtb"]["ids"] if source is not None else []
+    for i, name in enumerate(ndem["trajectories"]):
+        if name not in names and name not in simulated:
+            raise ConfigError(
+                f"config key 'ndem.trajectories[{i}]': {name!r} is neither a name of "
+                "md.trajectories nor one of md.xtb.ids (with md.xtb.source set)"
+            )
+    ablation = ndem["ablation"]["trajectory"]
+    if ablation is not None and ablation not in ndem["trajectories"]:
+        raise ConfigError(
+            f"config key 'ndem.ablation.trajectory': {ablation!r} is not in ndem.trajectories"
+        )
+    model = ndem["model"]
+    if model["hidden_channels"] % model["num_heads"]:
+        raise ConfigError(
+            "config key 'ndem.model.num_heads': must divide ndem.model.hidden_channels "
+            f"({model['num_heads']} does not divide {model['hidden_channels']})"
+        )
 
 
 def _check_vqgan(config: dict[str, Any]) -> None:

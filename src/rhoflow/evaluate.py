@@ -42,6 +42,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -719,3 +720,170 @@ def write_finetune_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | 
         lines.append(f"| {embedding} | " + " | ".join(cells) + " |")
     with atomic_path(md_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+# --- force fields on non-equilibrium molecules (rhoflow.ndem) ---------------------------------
+
+VARIANT_NAMES = {
+    "baseline": "ET",
+    "ndem": "ET + NDeM",
+    "denoise": "ET + denoising",
+    "dens": "ET + DeNS-style",
+}
+"""Row names of the force-field variants (TorchMD-NET's Equivariant Transformer, ET)."""
+FORCE_COLUMNS = ("energy_mae", "force_mae")
+FORCE_UNITS = {"energy_mae": "kcal/mol", "force_mae": "kcal/mol/Å"}
+
+
+def _summaries(runs: Sequence[str | Path]) -> pd.DataFrame:
+    """The ``summary.json`` of each ndem run directory (rhoflow.ndem.train_forces), one row each."""
+    return pd.DataFrame([json.loads((Path(r) / "summary.json").read_text()) for r in runs])
+
+
+def _force_row(part: pd.DataFrame) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for what in FORCE_COLUMNS:
+        stats = _stats(part[f"test_{what}"])
+        row[what], row[f"{what}_std"] = stats["mean"], stats["std"]
+    row.update(n_seeds=len(part), epochs=float(part["epochs"].mean()),
+               frames_per_s=float(part["frames_per_s"].mean()),
+               wall_s=float(part["wall_s"].mean()))  # fmt: skip
+    return row
+
+
+def md_forces_table(runs: Sequence[str | Path]) -> pd.DataFrame:
+    """Test energy MAE (kcal/mol) and force MAE (kcal/mol/Å, over force components) per
+    trajectory and variant, mean and sample std over seeds, the train-mean baseline (energy:
+    the mean train energy; forces: each atom's mean train force) and Δ % against the plain ET
+    ((1 − variant ÷ ET) × 100: positive when the auxiliary loss helps). One row per
+    (trajectory, model); ``attrs["frames"]`` maps trajectories to their split sizes."""
+    df = _summaries(runs)
+    rows, frames = [], {}
+    for trajectory, part in df.groupby("trajectory", sort=True):
+        frames[trajectory] = part["frames"].iloc[0]
+        seeds = part.drop_duplicates("seed")
+        rows.append({"trajectory": trajectory, "model": BASELINE,
+                     "energy_mae": float(seeds["baseline_energy_mae"].mean()),
+                     "force_mae": float(seeds["baseline_force_mae"].mean())})  # fmt: skip
+        plain = part[part["variant"] == "baseline"]
+        for variant in VARIANT_NAMES:
+            group = part[part["variant"] == variant]
+            if group.empty:
+                continue
+            row = {"trajectory": trajectory, "model": VARIANT_NAMES[variant], **_force_row(group)}
+            if variant != "baseline" and not plain.empty:
+                for what in FORCE_COLUMNS:
+                    ref = float(plain[f"test_{what}"].mean())
+                    row[f"{what}_delta_pct"] = (1 - row[what] / ref) * 100
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["frames"] = frames
+    return out
+
+
+def _force_cells(row: pd.Series, most: int) -> list[str]:
+    n = None if pd.isna(row.get("n_seeds")) else int(row["n_seeds"])
+    return [_cell(row[w], row.get(f"{w}_std", np.nan), n, most) for w in FORCE_COLUMNS]
+
+
+def _delta(value: Any) -> str:
+    return "" if pd.isna(value) else f"{value:+.1f} %"
+
+
+def write_md_forces_table(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path,
+                          html_path: str | Path) -> None:  # fmt: skip
+    """Write an :func:`md_forces_table` as CSV (its columns), Markdown and HTML."""
+    from rhoflow.io import html_table, write_html
+
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+    most = int(df["n_seeds"].max()) if "n_seeds" in df and df["n_seeds"].notna().any() else 1
+    header = ["trajectory", "model", "energy MAE (kcal/mol)", "force MAE (kcal/mol/Å)",
+              "Δ % energy", "Δ % force", "seeds", "epochs", "training frames/s"]  # fmt: skip
+    rows = []
+    for _, r in df.iterrows():
+        baseline = r["model"] == BASELINE
+        rows.append([r["trajectory"], r["model"], *_force_cells(r, most),
+                     _delta(r.get("energy_mae_delta_pct")), _delta(r.get("force_mae_delta_pct")),
+                     "" if baseline else str(int(r["n_seeds"])),
+                     "" if baseline else f"{r['epochs']:.0f}",
+                     "" if baseline else f"{r['frames_per_s']:.0f}"])  # fmt: skip
+    sizes = "; ".join(f"{t}: {s['train']} / {s['val']} / {s['test']}"
+                      for t, s in df.attrs["frames"].items())  # fmt: skip
+    caption = (
+        f"Test MAE of energy and forces (force MAE over force components) from the "
+        f"best-validation checkpoint, mean ± sample std over seeds; {BASELINE}: the mean train "
+        f"energy and each atom's mean train force. Δ %: (1 − MAE ÷ ET's MAE) × 100, positive "
+        f"when the auxiliary loss helps. Frames train / val / test: {sizes}."
+    )
+    lines = [caption, "", "| " + " | ".join(header) + " |",
+             "|---|---|" + "---:|" * (len(header) - 2)]  # fmt: skip
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    write_html(html_path, "Energy and force MAE on non-equilibrium molecules",
+               f"<p>{caption}</p>" + html_table(header, rows))
+
+
+def ndem_ablation_table(
+    lambda_runs: Sequence[str | Path], sigma_runs: Sequence[str | Path]
+) -> pd.DataFrame:
+    """NDeM's test energy and force MAE per λ (σ_max at its default) and per σ_max (λ at its
+    default), mean ± std over seeds: columns ``sweep`` (``lambda``, ``sigma_max``), ``value``,
+    ``trajectory`` and those of :func:`md_forces_table`."""
+
+    rows = []
+    for sweep, key, runs in (("lambda", "weight", lambda_runs),
+                             ("sigma_max", "sigma_max", sigma_runs)):  # fmt: skip
+        if not runs:
+            continue
+        df = _summaries(runs)
+        for (trajectory, value), part in df.groupby(["trajectory", key], sort=True):
+            rows.append({"sweep": sweep, "value": float(value), "trajectory": trajectory,
+                         **_force_row(part)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def write_ndem_ablation(df: pd.DataFrame, csv_path: str | Path, md_path: str | Path,
+                        html_path: str | Path, png_path: str | Path) -> None:  # fmt: skip
+    """Write an :func:`ndem_ablation_table` as CSV, Markdown and HTML, and the force MAE
+    against λ (log axis; λ = 0 drawn at the left edge) as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from rhoflow.io import html_table, write_html
+
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+    most = int(df["n_seeds"].max())
+    header = ["sweep", "value", "trajectory", "energy MAE (kcal/mol)", "force MAE (kcal/mol/Å)",
+              "seeds", "epochs"]  # fmt: skip
+    rows = [[{"lambda": "λ", "sigma_max": "σ_max (Å)"}[r["sweep"]], f"{r['value']:g}",
+             r["trajectory"], *_force_cells(r, most), str(int(r["n_seeds"])),
+             f"{r['epochs']:.0f}"] for _, r in df.iterrows()]  # fmt: skip
+    caption = ("NDeM ablations (the paper's Tables 4 and 5): test MAE from the best-validation "
+               "checkpoint, mean ± sample std over seeds; λ rows at the default σ_max, σ_max "
+               "rows at the default λ.")  # fmt: skip
+    lines = [caption, "", "| " + " | ".join(header) + " |", "|---|---:|---|" + "---:|" * 4]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    write_html(html_path, "NDeM ablations", f"<p>{caption}</p>" + html_table(header, rows))
+
+    figure = Figure(figsize=(4.5, 3.2), dpi=150, layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    lam = df[df["sweep"] == "lambda"]
+    positive = lam["value"][lam["value"] > 0]
+    floor = positive.min() / 10 if len(positive) else 0.01
+    for trajectory, part in lam.groupby("trajectory", sort=True):
+        x = part["value"].where(part["value"] > 0, floor)
+        ax.errorbar(x, part["force_mae"], yerr=part["force_mae_std"].fillna(0), marker="o",
+                    capsize=3, label=trajectory)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel(f"λ_NDeM (λ = 0 drawn at {floor:g})")
+    ax.set_ylabel("test force MAE (kcal/mol/Å)")
+    if len(lam):
+        ax.legend(fontsize=7)
+    with atomic_path(png_path) as tmp:
+        figure.savefig(tmp, format="png")

@@ -191,7 +191,8 @@ def all_targets(wildcards=None):
     slices = [f"{RESULTS}/density/{e}/slices.png" for e in config["density"]["engines"]]
     stats = [f"{RESULTS}/density/{e}/stats.json" for e in config["density"]["engines"]]
     return [*summary, *indexes, *labels, *slices, *stats, *splits, *representation_outputs(),
-            *property_tables(), *edrep_tables(), *vqgan_tables(), *run_records()]  # fmt: skip
+            *property_tables(), *edrep_tables(), *vqgan_tables(), *ndem_tables(),
+            *run_records()]  # fmt: skip
 
 
 # --- training and evaluation ---------------------------------------------------------------
@@ -393,6 +394,89 @@ def vqgan_tables(wildcards=None):
     return tables
 
 
+# --- md and ndem: trajectories off equilibrium, energy + force training --------------------------
+
+MD = f"{RESULTS}/md"
+NDEM = f"{RESULTS}/ndem"
+NDEM_RUN = f"{NDEM}/{{trajectory}}/{{variant}}/seed{{seed}}"
+MD_IMPORTS = {t["name"]: t for t in config["md"]["trajectories"]}
+
+
+def md_xtb_stores(wildcards=None):
+    """The GFN2-xTB MD stores of md.xtb.source's shards (one per shard)."""
+    source = config["md"]["xtb"]["source"]
+    return [] if source is None else [f"{MD}/xtb/{s}.zarr" for s in shards_of(source)]
+
+
+def md_stores(wildcards):
+    """The stores that may hold trajectory {trajectory}: its imported store, else the xtb MD's."""
+    if wildcards.trajectory in MD_IMPORTS:
+        return [f"{MD}/{wildcards.trajectory}.zarr"]
+    return md_xtb_stores()
+
+
+def md_split(wildcards):
+    return f"{MD}/splits/{wildcards.trajectory}.parquet"
+
+
+def ndem_runs(wildcards=None):
+    ndem = config["ndem"]
+    return expand(f"{NDEM_RUN}/summary.json", trajectory=ndem["trajectories"],
+                  variant=ndem["variants"], seed=ndem["seeds"])  # fmt: skip
+
+
+def ndem_ablation_runs(sweep):
+    """The runs of the λ (``lambda``) or σ_max (``sigma``) sweep; the value at the noise
+    default is the plain NDeM run when the variants have it."""
+    ndem = config["ndem"]
+    trajectory = ndem["ablation"]["trajectory"]
+    key, values = {"lambda": ("weight", ndem["ablation"]["lambdas"]),
+                   "sigma": ("sigma_max", ndem["ablation"]["sigma_max"])}[sweep]  # fmt: skip
+    runs = []
+    for value in values:
+        for seed in ndem["seeds"]:
+            if value == ndem["noise"][key] and "ndem" in ndem["variants"]:
+                run = f"{NDEM}/{trajectory}/ndem/seed{seed}"
+            else:
+                run = f"{NDEM}/{trajectory}/ablation/{sweep}{value:g}/seed{seed}"
+            runs.append(f"{run}/summary.json")
+    return runs
+
+
+NDEM_SETTINGS = {k: as_param(config["ndem"][k]) for k in ("model", "loss")}
+
+
+def ndem_variant_section(name, variants):
+    """ndem.<name> for the runs of ``variants`` (the variants that read it), else {}: a change
+    to the noise reruns NDeM and denoising, one to dens the DeNS-style runs, neither the plain."""
+
+    def param(wildcards):
+        return as_param(config["ndem"][name] if wildcards.variant in variants else {})
+
+    return param
+
+
+def ndem_trainer(wildcards):
+    return as_param({**config["ndem"]["trainer"], "seed": int(wildcards.seed)})
+
+
+def ndem_noise(wildcards):
+    """ndem.noise with the ablation's value (λ or σ_max) of the run."""
+    noise = dict(config["ndem"]["noise"])
+    key = {"lambda": "weight", "sigma": "sigma_max"}[wildcards.sweep]
+    return as_param({**noise, key: float(wildcards.value)})
+
+
+def ndem_tables(wildcards=None):
+    ndem = config["ndem"]
+    if not ndem["trajectories"]:
+        return []
+    tables = [f"{RESULTS}/tables/md_forces.md"]
+    if ndem["ablation"]["trajectory"] is not None:
+        tables.append(f"{RESULTS}/tables/ndem_ablation.md")
+    return tables
+
+
 # --- the run's records (snakemake --report) ---------------------------------------------------
 
 
@@ -422,6 +506,9 @@ def job_benchmarks(wildcards=None):
     stages += [s for s in ("voxels", "pointclouds", "render") if config[s]["engine"] is not None]
     records = [f"{BENCHMARKS}/shards.tsv"]
     records += [f"{BENCHMARKS}/{stage}/{shard}.tsv" for stage in stages for shard in shards]
+    records += [f"{BENCHMARKS}/md_xtb/{Path(s).stem}.tsv" for s in md_xtb_stores()]
+    records += [f"{BENCHMARKS}/train_ndem/{Path(r).parent.relative_to(NDEM)}.tsv"
+                for r in ndem_runs()]  # fmt: skip
     if not property_tables():
         return records
     edg, sources = config["edg"], config["train"]["sources"]
