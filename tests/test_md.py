@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,27 @@ def test_md_xtb_shard_with_a_failing_molecule(tmp_path):
     assert t.positions.shape == (10, 3, 3) and t.provenance["method"] == "GFN2-xTB"
     assert -5.1 < t.energy.mean() < -5.0  # GFN2-xTB water, Hartree
     assert np.abs(t.forces.sum(axis=1)).max() < 1e-6  # no net force
+
+
+def test_import_and_split_commands(tmp_path):
+    """`rhoflow md import` and `rhoflow md split` (rules md_import, md_split): the entry's units
+    are applied and the counts hold; counts beyond the frames fail naming the key."""
+    from rhoflow.cli import main
+    from rhoflow.splits import read_splits
+
+    t = _trajectory(n_frames=30)
+    write_extxyz(tmp_path / "t.extxyz", t)
+    entry = {"name": "toy", "format": "extxyz", "path": str(tmp_path / "t.extxyz")}
+    assert (
+        main(["md", "import", "--entry", json.dumps(entry), "--out", str(tmp_path / "s.zarr")]) == 0
+    )
+    np.testing.assert_allclose(read_trajectory(tmp_path / "s.zarr", "toy").energy, t.energy)
+    split = tmp_path / "split.parquet"
+    settings = json.dumps({"counts": [20, 5, None], "seed": 1})
+    assert main(["md", "split", "--settings", settings, "--trajectory", "toy", "--out", str(split),
+                 str(tmp_path / "s.zarr")]) == 0  # fmt: skip
+    counts = read_splits(split)["split"].value_counts().to_dict()
+    assert counts == {"train": 20, "val": 5, "test": 5}
+    with pytest.raises(ValueError, match=r"md.split.counts \[40, 5, None\]"):
+        main(["md", "split", "--settings", json.dumps({"counts": [40, 5, None]}), "--trajectory",
+              "toy", "--out", str(split), str(tmp_path / "s.zarr")])  # fmt: skip

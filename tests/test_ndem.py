@@ -207,3 +207,18 @@ def test_perturb_is_reproducible():
     a = perturb(pos, 0.3, 0.0, 0.05, torch.Generator().manual_seed(5))
     b = perturb(pos, 0.3, 0.0, 0.05, torch.Generator().manual_seed(5))
     assert torch.equal(a.pos, b.pos) and np.isclose(a.sigma, b.sigma)
+
+
+def test_a_resumed_ndem_run_ends_as_an_uninterrupted_one(ethanol, tmp_path):
+    """Noise drawn from the step counter and the DeNS coin per batch: a DeNS-style run stopped
+    after 1 epoch and resumed to 2 ends with the very weights of a 2-epoch run."""
+    ndem = section_settings("ndem", {"dens": {"probability": 0.5}})
+    loss = loss_settings("dens", ndem["loss"], ndem["noise"], ndem["dens"])
+    model = {"hidden_channels": 8, "num_layers": 1, "num_rbf": 8, "num_heads": 2}
+    args = (ethanol / "s.zarr", "md17_ethanol", ethanol / "split.parquet", model, loss)
+    train_forces(tmp_path / "whole", *args, _settings())
+    train_forces(tmp_path / "cut", *args, _settings(max_epochs=1))
+    train_forces(tmp_path / "cut", *args, _settings())
+    a, b = (torch.load(tmp_path / r / "checkpoints/last.ckpt", weights_only=True)["state_dict"]
+            for r in ("whole", "cut"))  # fmt: skip
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -881,7 +881,8 @@ def write_ndem_ablation(df: pd.DataFrame, csv_path: str | Path, md_path: str | P
         ax.errorbar(x, part["force_mae"], yerr=part["force_mae_std"].fillna(0), marker="o",
                     capsize=3, label=trajectory)  # fmt: skip
     ax.set_xscale("log")
-    ax.set_xlabel(f"λ_NDeM (λ = 0 drawn at {floor:g})")
+    zero = bool((lam["value"] == 0).any())
+    ax.set_xlabel(f"λ_NDeM (λ = 0 drawn at {floor:g})" if zero else "λ_NDeM")
     ax.set_ylabel("test force MAE (kcal/mol/Å)")
     if len(lam):
         ax.legend(fontsize=7)
