@@ -50,11 +50,17 @@ demo: env
 	@echo "                        <source>/lambda<λ>/edg-<model>/...: EDG students"
 	@echo "  results/tables/       <source>_properties.csv/.md (test MAE vs the train-mean baseline, ±EDG),"
 	@echo "                        <source>_edg_lambda.csv/.md/.png, parity plots"
+	@echo "  results/vqgan/        the 3D VQ-GAN run, slices.png, embeddings and fine-tuned heads"
+	@echo "  results/md/           xtb/<shard>.zarr GFN2-xTB MD trajectories (+ ledgers), splits/ of their frames"
+	@echo "  results/ndem/         <trajectory>/<variant>/seed<k>/: force fields (ET, +NDeM, +denoising, +DeNS)"
+	@echo "                        and NDeM's ablation runs; tables md_forces.* and ndem_ablation.* (+ .png)"
 	@echo "  results/summary/      stages.md / stages.tsv: molecules kept and failures per reason"
 	@echo "  inspect: .venv/bin/rhoflow store info results/density/psi4/demo-00000.zarr"
 	@cat results/summary/stages.md
 	@echo
 	@cat results/tables/demo_properties.md
+	@echo
+	@cat results/tables/md_forces.md
 
 test: env
 	$(BIN)/python -m pytest -q

@@ -37,7 +37,7 @@ wildcard_constraints:
     representation=r"voxels|pointclouds|images",
     embedding=r"latent|density",
     trajectory=r"[A-Za-z0-9][A-Za-z0-9_.:+-]*",
-    variant=r"baseline|ndem|denoise|dens",
+    variant=r"baseline|ndem|denoise|dens|edg",
     sweep=r"lambda|sigma",
     value=r"[0-9][0-9.e+-]*",
 

@@ -21,7 +21,7 @@ from rhoflow.md import (
     write_store,
 )
 from rhoflow.md.frames import FORCE_UNITS, KCAL_PER_MOL_PER_HARTREE
-from rhoflow.molecule import Molecule, write_molecules
+from rhoflow.molecule import Molecule, read_molecules, write_molecules
 from rhoflow.zarrgroup import IncompleteStoreError
 from tests.conftest import shared_file
 
@@ -143,6 +143,12 @@ def test_import_and_split_commands(tmp_path):
                  str(tmp_path / "s.zarr")]) == 0  # fmt: skip
     counts = read_splits(split)["split"].value_counts().to_dict()
     assert counts == {"train": 20, "val": 5, "test": 5}
+    frames = tmp_path / "frames.parquet"
+    assert main(["md", "frames", "--trajectory", "toy", "--out", str(frames),
+                 str(tmp_path / "s.zarr")]) == 0  # fmt: skip
+    molecules = read_molecules(frames)
+    assert [m.id for m in molecules[:2]] == ["toy:0", "toy:1"] and len(molecules) == 30
+    np.testing.assert_array_equal(molecules[7].coords_angstrom, t.positions[7])
     with pytest.raises(ValueError, match=r"md.split.counts \[40, 5, None\]"):
         main(["md", "split", "--settings", json.dumps({"counts": [40, 5, None]}), "--trajectory",
               "toy", "--out", str(split), str(tmp_path / "s.zarr")])  # fmt: skip

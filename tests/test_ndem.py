@@ -144,7 +144,7 @@ def test_train_variants_on_md17_frames(ethanol, variant, tmp_path):
     """Each variant trains on real frames, tests its best checkpoint and writes the summary;
     the auxiliary loss is logged for every variant but the baseline."""
     ndem = section_settings("ndem", {"dens": {"probability": 1.0}})
-    loss = loss_settings(variant, ndem["loss"], ndem["noise"], ndem["dens"])
+    loss = loss_settings(variant, ndem)
     model = {"hidden_channels": 16, "num_layers": 1, "num_rbf": 8, "num_heads": 2}
     out = train_forces(tmp_path / "run", ethanol / "s.zarr", "md17_ethanol",
                        ethanol / "split.parquet", model, loss, _settings())  # fmt: skip
@@ -154,6 +154,38 @@ def test_train_variants_on_md17_frames(ethanol, variant, tmp_path):
     assert summary["variant"] == variant and summary["epochs"] == 2
     logged = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert ("train_aux" in logged) == (variant != "baseline")
+
+
+def test_edg_variant_distils_the_teacher_features_of_frames(ethanol, tmp_path):
+    """EDG on frames: a frozen EDPredictor and per-frame teacher features (NaN for frames
+    without images) give a logged distillation term; the predictor's weights do not move."""
+    from rhoflow.features import write_features
+    from rhoflow.md import frame_ids
+    from rhoflow.models.ed_teacher import EDPredictor
+
+    ids = frame_ids("md17_ethanol", 90)  # frames 90-99 have no images
+    features = np.random.default_rng(0).normal(size=(len(ids), 6)).astype(np.float32)
+    write_features(tmp_path / "teacher.zarr", ids, features, {"kind": "teacher"})
+    torch.manual_seed(0)
+    predictor = EDPredictor(512, 16, out_dim=6)
+    before = {k: v.clone() for k, v in predictor.state_dict().items()}
+    ndem = section_settings("ndem", {"edg": {"weight": 10.0}})
+    model = {"hidden_channels": 16, "num_layers": 1, "num_rbf": 8, "num_heads": 2}
+    teacher = {"predictor": predictor, "features": tmp_path / "teacher.zarr", "model": "t.pt"}
+    out = train_forces(tmp_path / "run", ethanol / "s.zarr", "md17_ethanol",
+                       ethanol / "split.parquet", model, loss_settings("edg", ndem),
+                       _settings(), teacher)  # fmt: skip
+    assert out["variant"] == "edg" and out["weight"] == 10.0
+    metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    header = metrics[0].split(",")
+    aux = float(metrics[1].split(",")[header.index("train_aux")])
+    assert aux > 0.05  # SmoothL1 to unit-variance features
+    assert all(torch.equal(before[k], predictor.state_dict()[k]) for k in before)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["edg"] == {"teacher": "t.pt"}
+    with pytest.raises(ValueError, match="EDPredictor"):
+        ForceTask(ForceField(8, 1, 4, 2), _settings(), {"energy_mean": 0.0, "energy_std": 1.0,
+                  "force_rms": 1.0}, loss_settings("edg", ndem))  # fmt: skip
 
 
 def test_tables_from_summaries(tmp_path):
@@ -194,6 +226,10 @@ def test_ndem_config_errors(tmp_path):
         validate(config, workdir=REPO)
     with pytest.raises(ConfigError, match="variants"):
         section_settings("ndem", {"variants": ["ndem", "teleport"]})
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["edg"]["pretrain"] = None
+    with pytest.raises(ConfigError, match="'ndem.variants'.*edg.pretrain"):
+        validate(config, workdir=REPO)
 
 
 def test_task_rejects_unknown_variant():
@@ -213,7 +249,7 @@ def test_a_resumed_ndem_run_ends_as_an_uninterrupted_one(ethanol, tmp_path):
     """Noise drawn from the step counter and the DeNS coin per batch: a DeNS-style run stopped
     after 1 epoch and resumed to 2 ends with the very weights of a 2-epoch run."""
     ndem = section_settings("ndem", {"dens": {"probability": 0.5}})
-    loss = loss_settings("dens", ndem["loss"], ndem["noise"], ndem["dens"])
+    loss = loss_settings("dens", ndem)
     model = {"hidden_channels": 8, "num_layers": 1, "num_rbf": 8, "num_heads": 2}
     args = (ethanol / "s.zarr", "md17_ethanol", ethanol / "split.parquet", model, loss)
     train_forces(tmp_path / "whole", *args, _settings())

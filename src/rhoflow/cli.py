@@ -491,18 +491,33 @@ def cmd_md_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_md_frames(args: argparse.Namespace) -> int:
+    from rhoflow.md import frames_table
+
+    print(f"{frames_table(args.stores, args.trajectory, args.out)} frames: {args.out}")
+    return 0
+
+
 def cmd_ndem_train(args: argparse.Namespace) -> int:
     from rhoflow.config import section_settings
     from rhoflow.md import find_store
     from rhoflow.ndem import loss_settings, train_forces
 
     ndem = section_settings("ndem", {"model": args.model_kwargs, "loss": args.loss,
-                                     "noise": args.noise, "dens": args.dens,
+                                     "noise": args.noise, "dens": args.dens, "edg": args.edg,
                                      "trainer": args.settings})  # fmt: skip
-    loss = loss_settings(args.variant, ndem["loss"], ndem["noise"], ndem["dens"])
+    teacher = None
+    if args.variant == "edg":
+        from rhoflow.edg.modelfile import load_predictor
+
+        if args.teacher is None or args.features is None:
+            raise SystemExit("--variant edg needs --teacher and --features")
+        teacher = {"predictor": load_predictor(args.teacher), "features": args.features,
+                   "model": args.teacher}  # fmt: skip
     _torch_threads(args.threads)
     summary = train_forces(args.out, find_store(args.stores, args.trajectory), args.trajectory,
-                           args.split, ndem["model"], loss, ndem["trainer"])  # fmt: skip
+                           args.split, ndem["model"], loss_settings(args.variant, ndem),
+                           ndem["trainer"], teacher)  # fmt: skip
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -901,16 +916,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="split file (.parquet)")
     p.add_argument("stores", nargs="+", type=Path, help="trajectory stores (one holds it)")
     p.set_defaults(func=cmd_md_split)
+    p = md_sub.add_parser("frames", help="a trajectory's frames as a molecule table")
+    p.add_argument("--trajectory", required=True, help="trajectory id")
+    p.add_argument("--out", type=Path, required=True, help="molecule table (.parquet)")
+    p.add_argument("stores", nargs="+", type=Path, help="trajectory stores (one holds it)")
+    p.set_defaults(func=cmd_md_frames)
 
     ndem = sub.add_parser("ndem", help="energy + force training with NDeM and baselines")
     ndem_sub = ndem.add_subparsers(dest="ndem_command", required=True)
     p = ndem_sub.add_parser("train", help="one run on one trajectory; resumes from last.ckpt")
     p.add_argument("--trajectory", required=True, help="trajectory id")
-    p.add_argument("--variant", required=True, choices=["baseline", "ndem", "denoise", "dens"])
+    p.add_argument("--variant", required=True,
+                   choices=["baseline", "ndem", "denoise", "dens", "edg"])  # fmt: skip
     p.add_argument("--model-kwargs", type=_json_arg, default={}, help="'ndem.model' as JSON")
     p.add_argument("--loss", type=_json_arg, default={}, help="'ndem.loss' as JSON")
     p.add_argument("--noise", type=_json_arg, default={}, help="'ndem.noise' as JSON")
     p.add_argument("--dens", type=_json_arg, default={}, help="'ndem.dens' as JSON")
+    p.add_argument("--edg", type=_json_arg, default={}, help="'ndem.edg' as JSON")
+    p.add_argument("--teacher", type=Path, help="EDG teacher model file (variant edg)")
+    p.add_argument("--features", type=Path, help="teacher features of the frames (edg)")
     p.add_argument("--settings", type=_json_arg, default={}, help="'ndem.trainer' as JSON")
     p.add_argument("--split", type=Path, required=True, help="the trajectory's split file")
     p.add_argument("--out", type=Path, required=True, help="run directory")

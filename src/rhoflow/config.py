@@ -268,6 +268,10 @@ def _check_md(config: dict[str, Any], workdir: str | Path) -> None:
         raise ConfigError(
             f"config key 'ndem.ablation.trajectory': {ablation!r} is not in ndem.trajectories"
         )
+    if "edg" in ndem["variants"] and ndem["trajectories"] and config["edg"]["pretrain"] is None:
+        raise ConfigError(
+            "config key 'ndem.variants': the edg variant needs the EDG teacher (edg.pretrain)"
+        )
     model = ndem["model"]
     if model["hidden_channels"] % model["num_heads"]:
         raise ConfigError(

@@ -729,6 +729,7 @@ VARIANT_NAMES = {
     "ndem": "ET + NDeM",
     "denoise": "ET + denoising",
     "dens": "ET + DeNS-style",
+    "edg": "ET + EDG",
 }
 """Row names of the force-field variants (TorchMD-NET's Equivariant Transformer, ET)."""
 FORCE_COLUMNS = ("energy_mae", "force_mae")

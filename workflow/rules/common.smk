@@ -467,6 +467,21 @@ def ndem_noise(wildcards):
     return as_param({**noise, key: float(wildcards.value)})
 
 
+def ndem_teacher(wildcards):
+    """The EDG teacher and its features of the trajectory's frames, for the edg variant."""
+    if wildcards.variant != "edg":
+        return {}
+    return {"teacher": f"{RESULTS}/edg/teacher/model.pt",
+            "features": f"{MD}/teacher_features/{wildcards.trajectory}.zarr"}  # fmt: skip
+
+
+def teacher_args(input):
+    """``--teacher … --features …`` of an edg run (quoted), else nothing."""
+    if "teacher" not in input.keys():
+        return ""
+    return f"--teacher {shlex.quote(input.teacher)} --features {shlex.quote(input.features)}"
+
+
 def ndem_tables(wildcards=None):
     ndem = config["ndem"]
     if not ndem["trajectories"]:

@@ -3,6 +3,7 @@
 # auxiliary loss, per seed; NDeM's λ and σ_max ablations; the force tables and the λ plot.
 rule train_ndem:
     input:
+        unpack(ndem_teacher),
         stores=md_stores,
         split=md_split,
     output:
@@ -15,6 +16,8 @@ rule train_ndem:
         **NDEM_SETTINGS,
         noise=ndem_variant_section("noise", ("ndem", "denoise")),
         dens=ndem_variant_section("dens", ("dens",)),
+        edg=ndem_variant_section("edg", ("edg",)),
+        teacher=lambda w, input: teacher_args(input),
         settings=ndem_trainer,
         run_dir=lambda w, output: str(Path(output[0]).parent),
     threads: 2
@@ -28,8 +31,8 @@ rule train_ndem:
         "python -m rhoflow ndem train --variant {wildcards.variant} --threads {threads}"
         " --trajectory {wildcards.trajectory:q} --model-kwargs {params.model:q}"
         " --loss {params.loss:q} --noise {params.noise:q} --dens {params.dens:q}"
-        " --settings {params.settings:q} --split {input.split:q} --out {params.run_dir:q}"
-        " {input.stores:q} > {log:q} 2>&1"
+        " --edg {params.edg:q} {params.teacher} --settings {params.settings:q}"
+        " --split {input.split:q} --out {params.run_dir:q} {input.stores:q} > {log:q} 2>&1"
 
 
 # NDeM with one noise setting changed: λ (sweep lambda) or σ_max (sweep sigma).

@@ -4,7 +4,9 @@
 trajectory stores; :mod:`~rhoflow.md.dynamics` runs GFN2-xTB molecular dynamics (velocity Verlet
 NVE or Langevin NVT) through xtb-python; :func:`simulate_shard` runs it for the molecules of a
 conformer shard (rule ``md_xtb``), :func:`import_trajectory` brings a file in (rule
-``md_import``). Energy + force training on the frames is the ``ndem`` method.
+``md_import``), :func:`split_frames` splits a trajectory's frames (``md_split``) and
+:func:`frames_table` writes them as a molecule table (``md_frames``, for structure images).
+Energy + force training on the frames is the ``ndem`` method.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "energy_drift",
     "find_store",
     "frame_ids",
+    "frames_table",
     "import_trajectory",
     "read_extxyz",
     "read_npz",
@@ -159,3 +162,19 @@ def split_frames(stores: list[str | Path], trajectory: str, settings: dict[str, 
                         source=trajectory, fmt="trajectory")  # fmt: skip
     write_splits(out, table)
     return json.loads(table.schema.metadata[METADATA_KEY])
+
+
+def frames_table(stores: Sequence[str | Path], trajectory: str, out: str | Path) -> int:
+    """Write the frames of ``trajectory`` as a molecule table (:mod:`rhoflow.molecule`: one row
+    per frame, id ``<trajectory>:<frame>``, coordinates in Å, bond orders unknown), so stages
+    that read molecule tables (structure images for EDG) take frames; returns the frames."""
+    from rhoflow.molecule import UNKNOWN_BOND_ORDERS, Molecule, write_molecules
+
+    t = read_trajectory(find_store(stores, trajectory), trajectory)
+    ids = frame_ids(trajectory, len(t))
+    write_molecules(out, (
+        Molecule(frame, "", t.charge, t.multiplicity, t.atomic_numbers, "", t.positions[k], {},
+                 {"bond_orders": UNKNOWN_BOND_ORDERS, "trajectory": trajectory, "frame": k})
+        for k, frame in enumerate(ids)
+    ))  # fmt: skip
+    return len(ids)

@@ -13,6 +13,8 @@ energy   float64 [B]     energy (kcal/mol)
 forces   float32 [N, 3]  forces (kcal/mol/Å)
 index    long [B]        position of each frame in its split
 ids      list[str]       frame ids (``<trajectory>:<frame>``)
+features float32 [B, F]  with a features group: the EDG teacher's features of each frame's
+                         structure images (NaN rows for frames without)
 =======  ==============  =============================================================
 """
 
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from rhoflow.features import features_by_id
 from rhoflow.md import frame_ids, read_trajectory
 from rhoflow.md.frames import ENERGY_UNITS, FORCE_UNITS
 from rhoflow.splits import SPLITS, read_splits
@@ -42,21 +45,25 @@ class Frames(Dataset):
     [F, A, 3] kcal/mol/Å, ids [F]."""
 
     def __init__(self, z: np.ndarray, pos: np.ndarray, energy: np.ndarray, forces: np.ndarray,
-                 ids: list[str]) -> None:  # fmt: skip
+                 ids: list[str], features: np.ndarray | None = None) -> None:  # fmt: skip
         self.z, self.pos, self.energy, self.forces, self.ids = z, pos, energy, forces, ids
+        self.features = features
 
     def __len__(self) -> int:
         return len(self.energy)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"pos": self.pos[i], "energy": self.energy[i], "forces": self.forces[i],
+        item = {"pos": self.pos[i], "energy": self.energy[i], "forces": self.forces[i],
                 "index": i, "id": self.ids[i], "z": self.z}  # fmt: skip
+        if self.features is not None:
+            item["features"] = self.features[i]
+        return item
 
 
 def collate_frames(items: list[dict[str, Any]]) -> dict[str, Any]:
     """A batch (module docstring) from :class:`Frames` items."""
     n = len(items[0]["z"])
-    return {
+    batch = {
         "z": torch.from_numpy(np.tile(items[0]["z"], len(items))),
         "pos": torch.from_numpy(np.concatenate([it["pos"] for it in items]).astype(np.float32)),
         "batch": torch.arange(len(items)).repeat_interleave(n),
@@ -67,6 +74,9 @@ def collate_frames(items: list[dict[str, Any]]) -> dict[str, Any]:
         "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
         "ids": [it["id"] for it in items],
     }
+    if "features" in items[0]:
+        batch["features"] = torch.from_numpy(np.stack([it["features"] for it in items]))
+    return batch
 
 
 class FrameDataModule(SplitLoaders):
@@ -77,14 +87,17 @@ class FrameDataModule(SplitLoaders):
         trajectory: the trajectory's id in the store.
         split: split file of its frame ids (``rhoflow md split``).
         batch_size, num_workers, seed: as :class:`~rhoflow.train.SplitLoaders`.
+        features: a features group by frame id (the EDG teacher's), served as ``features``.
     """
 
     collate = staticmethod(collate_frames)
 
     def __init__(self, store: str | Path, trajectory: str, split: str | Path,
-                 batch_size: int = 32, num_workers: int = 0, seed: int = 0) -> None:  # fmt: skip
+                 batch_size: int = 32, num_workers: int = 0, seed: int = 0,
+                 features: str | Path | None = None) -> None:  # fmt: skip
         super().__init__(batch_size, num_workers, seed)
         self.store, self.trajectory, self.split = Path(store), trajectory, Path(split)
+        self.features = None if features is None else Path(features)
 
     def setup(self, stage: str | None = None) -> None:
         """Read the frames and the split (once)."""
@@ -102,6 +115,7 @@ class FrameDataModule(SplitLoaders):
                 t.energy[rows] * KCAL,
                 t.forces[rows] * KCAL_PER_ANGSTROM,
                 ids,
+                None if self.features is None else features_by_id(self.features, ids),
             )
         sizes = {name: len(d) for name, d in self.datasets.items()}
         if not sizes["train"] or not sizes["val"]:
@@ -119,6 +133,9 @@ class FrameDataModule(SplitLoaders):
         }
 
     def describe(self) -> dict[str, Any]:
-        return {"store": str(self.store), "trajectory": self.trajectory, "split": str(self.split),
-                "sizes": {name: len(d) for name, d in self.datasets.items()},
-                "atoms": int(len(self.datasets["train"].z))}  # fmt: skip
+        described = {"store": str(self.store), "trajectory": self.trajectory,
+                     "split": str(self.split), "atoms": int(len(self.datasets["train"].z)),
+                     "sizes": {name: len(d) for name, d in self.datasets.items()}}  # fmt: skip
+        if self.features is not None:
+            described["features"] = str(self.features)
+        return described

@@ -23,15 +23,18 @@ log = logging.getLogger(__name__)
 SUMMARY = "summary.json"
 
 
-def loss_settings(variant: str, loss: dict[str, Any], noise: dict[str, Any],
-                  dens: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def loss_settings(variant: str, ndem: dict[str, Any]) -> dict[str, Any]:
     """The :class:`~rhoflow.ndem.tasks.ForceTask` loss of ``variant`` from the completed
-    ``ndem.loss``, ``ndem.noise`` and ``ndem.dens`` settings."""
-    out = {"variant": variant, **loss, "dens_probability": dens["probability"]}
+    ``ndem`` section (its ``loss``, ``noise``, ``dens`` and ``edg``)."""
+    dens = ndem["dens"]
+    out = {"variant": variant, **ndem["loss"], **ndem["noise"],
+           "dens_probability": dens["probability"]}  # fmt: skip
     if variant == "dens":
         return {**out, "weight": dens["weight"], "mask_ratio": dens["mask_ratio"],
                 "sigma_min": dens["sigma"], "sigma_max": dens["sigma"]}  # fmt: skip
-    return {**out, **noise}
+    if variant == "edg":
+        return {**out, "weight": ndem["edg"]["weight"]}
+    return out
 
 
 def train_forces(
@@ -42,15 +45,21 @@ def train_forces(
     model_kwargs: dict[str, Any],
     loss: dict[str, Any],
     settings: dict[str, Any],
+    teacher: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a force field on one trajectory's frames by ``split`` with ``loss`` (its
     ``variant`` and weights, :class:`~rhoflow.ndem.tasks.ForceTask`); val_loss selects the best
     checkpoint, which is tested. Resumes from the run's last.ckpt. Writes ``summary.json``:
     the test energy MAE (kcal/mol) and force MAE (kcal/mol/Å), the train-mean baseline's on the
-    same test frames, the best epoch, epochs run, wall time (s) and training frames/s."""
+    same test frames, the best epoch, epochs run, wall time (s) and training frames/s.
+    Variant ``edg`` takes ``teacher``: ``predictor`` (the teacher's EDPredictor module),
+    ``features`` (the teacher's features group of the frames) and ``model`` (its file, recorded).
+    """
     L.seed_everything(settings["seed"], workers=True)
+    teacher = teacher or {}
     data = FrameDataModule(store, trajectory, split, settings["batch_size"],
-                           settings["num_workers"], settings["seed"])  # fmt: skip
+                           settings["num_workers"], settings["seed"],
+                           teacher.get("features"))  # fmt: skip
     data.setup("fit")
     normalisation = data.normalisation()
     variant = loss["variant"]
@@ -63,9 +72,10 @@ def train_forces(
         "loss": loss,
         "normalisation": normalisation,
         "data": data.describe(),
+        **({"edg": {"teacher": str(teacher["model"])}} if teacher else {}),
         "versions": {"torch": torch.__version__, "lightning": L.__version__},
     }
-    task = ForceTask(model, settings, normalisation, loss)
+    task = ForceTask(model, settings, normalisation, loss, teacher.get("predictor"))
     summary = fit_and_test(run_dir, task, data, settings, config)
     metrics = pd.read_csv(Path(run_dir) / "metrics.csv")
     epochs = metrics.dropna(subset=["epoch_time_s"]) if "epoch_time_s" in metrics else metrics

@@ -10,8 +10,12 @@ autograd (``create_graph`` while training, so the force loss trains the weights)
 
 plus, by ``variant`` (:mod:`rhoflow.ndem.noise`): ``ndem`` λ·L_NDeM, ``denoise`` λ·L_denoise
 (the vector head on X̃), ``dens`` λ·L_denoise with the clean forces of the noised atoms
-encoded into the input (with probability ``dens_probability`` per batch); ``baseline`` adds
-nothing. Metrics in the papers' units: ``*_energy_mae`` (kcal/mol) and ``*_force_mae``
+encoded into the input (with probability ``dens_probability`` per batch), ``edg`` EDG's
+distillation (EDG §3.5, Eq. 8, on frames): λ·SmoothL1(EDP(mapper(h)), EDP(teacher(S))) with h
+the mean of the backbone's scalar atom features of the clean frame, a trained
+Linear(hidden → 512) mapper, the teacher's frozen EDPredictor and the teacher's features of the
+frame's structure images (frames without them add nothing); ``baseline`` adds nothing.
+Metrics in the papers' units: ``*_energy_mae`` (kcal/mol) and ``*_force_mae``
 (kcal/mol/Å, over force components); ``val_loss`` (L_orig on val) selects the best checkpoint.
 The test writes ``test_predictions.parquet`` (frame id, energy truth and prediction, kcal/mol,
 and the force MAE of each frame).
@@ -25,7 +29,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
 from torchmetrics import MeanAbsoluteError, MeanMetric
 
 from rhoflow.io import write_parquet
@@ -33,7 +38,7 @@ from rhoflow.models.force_field import ForceField
 from rhoflow.ndem.noise import denoise_loss, ndem_loss, perturb
 from rhoflow.train import EpochTask
 
-VARIANTS = ("baseline", "ndem", "denoise", "dens")
+VARIANTS = ("baseline", "ndem", "denoise", "dens", "edg")
 
 
 class ForceTask(EpochTask):
@@ -46,16 +51,24 @@ class ForceTask(EpochTask):
         normalisation: ``energy_mean``, ``energy_std`` (kcal/mol), ``force_rms`` (kcal/mol/Å).
         loss: ``energy_weight``, ``force_weight``, ``variant``, ``weight`` (λ of the auxiliary
             loss), ``mask_ratio``, ``sigma_min``, ``sigma_max`` (Å), ``dens_probability``.
+        predictor: the EDG teacher's EDPredictor (variant ``edg`` only); frozen here.
     """
 
     monitor = "val_loss"
 
     def __init__(self, model: ForceField, settings: dict, normalisation: dict[str, float],
-                 loss: dict[str, Any]) -> None:  # fmt: skip
+                 loss: dict[str, Any], predictor: nn.Module | None = None) -> None:  # fmt: skip
         super().__init__(settings)
         if loss["variant"] not in VARIANTS:
             raise ValueError(f"variant {loss['variant']!r} is not one of {VARIANTS}")
+        if (loss["variant"] == "edg") != (predictor is not None):
+            raise ValueError("the edg variant, and only it, takes the teacher's EDPredictor")
         self.model = model
+        self.predictor = predictor
+        if predictor is not None:
+            hidden = model.representation.hidden_channels
+            self.mapper = nn.Linear(hidden, predictor.net[0].in_features)
+            self.predictor = predictor.requires_grad_(False).eval()
         self.norm, self.loss = dict(normalisation), dict(loss)
         self.hparams.update(normalisation=self.norm, loss=self.loss)
         for stage in ("train", "val", "test"):
@@ -95,11 +108,28 @@ class ForceTask(EpochTask):
         seed = int(self.settings["seed"]) * 1_000_003 + int(self.global_step) * 101
         return torch.Generator().manual_seed(seed + self.global_rank)
 
-    def auxiliary_loss(self, batch: dict[str, Any], clean_forces: Tensor) -> Tensor | None:
-        """The variant's auxiliary loss for this batch (None: none this batch)."""
+    def train(self, mode: bool = True) -> ForceTask:
+        """Train mode for everything but a frozen EDPredictor (always eval)."""
+        super().train(mode)
+        if self.predictor is not None:
+            self.predictor.eval()
+        return self
+
+    def auxiliary_loss(self, batch: dict[str, Any], clean_forces: Tensor, x: Tensor
+                       ) -> Tensor | None:  # fmt: skip
+        """The variant's auxiliary loss for this batch (None: none this batch); ``x`` [N, H]
+        the backbone's scalar features of the clean frames."""
         w, variant = self.loss, self.loss["variant"]
         if variant == "baseline":
             return None
+        if variant == "edg":
+            teacher = batch["features"]  # teacher: [B, F], NaN rows without images
+            have = torch.isfinite(teacher).all(dim=1)
+            if not bool(have.any()):
+                return None
+            h = scatter(x, batch["batch"], dim=0, reduce="mean")  # h: [B, H]
+            student = self.predictor(self.mapper(h[have]))  # student: [B', F]
+            return nn.functional.smooth_l1_loss(student, teacher[have])
         g = self._generator()
         z, b = batch["z"], batch["batch"]
         if variant == "dens":
@@ -128,10 +158,10 @@ class ForceTask(EpochTask):
         self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(batch["index"]))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        energy, forces, _, _ = self.predict(batch, training=True)
+        energy, forces, x, _ = self.predict(batch, training=True)
         loss = self.original_loss(energy, forces, batch)
         self._update("train", energy, forces, batch, loss)
-        aux = self.auxiliary_loss(batch, forces)
+        aux = self.auxiliary_loss(batch, forces, x)
         if aux is not None:
             self.metrics["train_aux"].update(aux.detach())
             loss = loss + self.loss["weight"] * aux
