@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/density_physics.py variants [--first 0] [--n 1] [--exact]
     .venv/bin/python benchmarks/density_physics.py compare [--spacing 0.4] [--basis 6-31g*]
     .venv/bin/python benchmarks/density_physics.py convergence [--spacings 0.4 0.2 0.1]
+    .venv/bin/python benchmarks/density_physics.py basis [--n 6] [--reference 3]
     .venv/bin/python benchmarks/density_physics.py all
 
 ``gap``          B3LYP/6-31G* HOMO–LUMO gap of the first N PCQM4Mv2 molecules at their given
@@ -16,6 +17,11 @@
                  molecules: |Δρ| everywhere and beyond 0.3 bohr from every nucleus, ESP and
                  energy differences; xtb wall time and captured fraction on the same molecules.
 ``convergence``  captured fraction Σρ·dV / N at several spacings for one small molecule.
+``basis``        psi4 vs pyscf, B3LYP/6-31G*, on the PCQM4Mv2 molecules with Br or I (and
+                 ``--reference`` molecules without): total energy, gap and max |Δρ| beyond
+                 0.3 bohr for psi4's DF fitting basis left to psi4 (cc-pVDZ-JKFIT) or set to
+                 def2-qzvpp-jkfit (rhoflow's default) and psi4 PK (no fitting), against pyscf
+                 with ``basis_source`` engine and psi4; whether the per-element hashes agree.
 
 Wall times are per molecule and include program start-up (psi4 ≈ 2 s). Use ≤ 2 threads on
 shared machines.
@@ -34,10 +40,10 @@ import numpy as np
 
 from rhoflow.config import section_settings
 from rhoflow.density import psi4_engine, pyscf_engine, xtb_engine
-from rhoflow.density.common import HARTREE_EV
 from rhoflow.molecule import Molecule, from_rdkit
 from rhoflow.result import DensityResult
 from rhoflow.sources import pcqm4mv2
+from rhoflow.units import EV_PER_HARTREE as HARTREE_EV
 
 REPO = Path(__file__).resolve().parents[1]
 PCQM_CSV = REPO.parent / "shared/data/pcqm4mv2/pcqm4mv2_first1000.csv"
@@ -416,6 +422,91 @@ def cmd_convergence(args: argparse.Namespace) -> dict[str, Any]:
     return {"convergence": raw}
 
 
+# --- basis --------------------------------------------------------------------------------
+
+
+def heavy_halogen_molecules(n: int, reference: int) -> list[Molecule]:
+    """The first ``n`` PCQM4Mv2 molecules with Br or I, then ``reference`` without (first 1000)."""
+    halogens, others = [], []
+    for mol in pcqm_molecules(1000):
+        has = bool(set(int(z) for z in mol.atomic_numbers) & {35, 53})
+        if has and len(halogens) < n:
+            halogens.append(mol)
+        elif not has and len(others) < reference:
+            others.append(mol)
+    return halogens + others
+
+
+def _hashes(result: DensityResult, key: str = "basis_functions") -> dict[str, str]:
+    return {s: r["sha256"] for s, r in result.provenance.get(key, {}).items()}
+
+
+def cmd_basis(args: argparse.Namespace) -> dict[str, Any]:
+    grid = {"spacing_bohr": args.spacing, "overage_bohr": args.overage}
+    common = {"method": "b3lyp", "basis": "6-31g*", "multiplicity": "lowest", **grid}
+    psi4_runs = {  # name: (settings, with cubes)
+        "psi4 DF cc-pVDZ-JKFIT": ({**common, "df_basis_scf": None, "esp": False}, True),
+        "psi4 DF def2-qzvpp-jkfit": ({**common, "esp": False}, True),
+        "psi4 PK": ({**common, "scf_type": "pk", "esp": False}, False),
+    }
+    pyscf_runs = {f"pyscf {src}": {**common, "basis_source": src, "esp": "none",
+                                   "xc_grid_level": args.xc_grid_level}
+                  for src in ("engine", "psi4")}
+    raw = []
+    for mol in heavy_halogen_molecules(args.n, args.reference):
+        entry: dict[str, Any] = {"id": mol.id, "elements": sorted({int(z) for z in
+                                                                  mol.atomic_numbers})}
+        results: dict[str, Any] = {}
+        for name, (given, cubes) in psi4_runs.items():
+            settings = filled("psi4", given)
+            if cubes:
+                results[name], wall = _timed(psi4_engine.run, mol, settings, args.threads)
+                labels = results[name].labels
+            else:
+                (out, *_), wall = _timed(psi4_engine.compute, mol, settings, args.threads, False)
+                labels = psi4_engine.parse_labels(out, settings["method"])
+            entry[name] = {"energy": labels["total_energy_hartree"], "gap_ev": labels["gap_ev"],
+                           "wall_s": wall}
+        for name, given in pyscf_runs.items():
+            results[name], wall = _timed(pyscf_engine.run, mol, filled("pyscf", given),
+                                         args.threads)
+            entry[name] = {"energy": results[name].labels["total_energy_hartree"],
+                           "gap_ev": results[name].labels["gap_ev"], "wall_s": wall}
+        far = far_mask(results["pyscf engine"], 0.3)
+        for name in ("psi4 DF cc-pVDZ-JKFIT", "psi4 DF def2-qzvpp-jkfit"):
+            diff = np.abs(results[name].density.values - results["pyscf engine"].density.values)
+            entry[name]["max_drho_far"] = float(diff[far].max())
+            entry[name]["fit_hashes"] = _hashes(results[name], "fit_basis_functions")
+        entry["hashes"] = {name: _hashes(results[name]) for name in
+                           ("psi4 DF def2-qzvpp-jkfit", "pyscf engine", "pyscf psi4")}
+        raw.append(entry)
+        print(json.dumps(entry, default=float), file=sys.stderr, flush=True)
+    reference = "pyscf engine"
+    rows = []
+    for e in raw:
+        same = e["hashes"]["psi4 DF def2-qzvpp-jkfit"] == e["hashes"]["pyscf engine"] \
+            == e["hashes"]["pyscf psi4"]
+        row: list[Any] = [e["id"], "Br/I" if set(e["elements"]) & {35, 53} else "CHNO…"]
+        for name in psi4_runs:
+            row += [(e[name]["energy"] - e[reference]["energy"]) * 1e6,
+                    (e[name]["gap_ev"] - e[reference]["gap_ev"]) * 1e3]
+        row += [(e["pyscf psi4"]["energy"] - e[reference]["energy"]) * 1e6,
+                e["psi4 DF cc-pVDZ-JKFIT"]["max_drho_far"],
+                e["psi4 DF def2-qzvpp-jkfit"]["max_drho_far"], "yes" if same else "NO",
+                e["psi4 DF def2-qzvpp-jkfit"]["wall_s"], e["psi4 DF cc-pVDZ-JKFIT"]["wall_s"],
+                e["psi4 PK"]["wall_s"], e[reference]["wall_s"]]
+        rows.append(row)
+    print(f"B3LYP/6-31G* (Cartesian d), PCQM4Mv2 geometries; Δ = psi4 − pyscf (pyscf: exact "
+          f"integrals, xc grid level {args.xc_grid_level}, basis_source engine); ΔE in "
+          f"µHartree, Δgap in meV, max |Δρ| beyond 0.3 bohr in e/bohr³ (spacing "
+          f"{args.spacing} bohr); walls in s ({args.threads} threads)")
+    print(table(["molecule", "kind", "ΔE DF cc-pVDZ-JKFIT", "Δgap", "ΔE DF def2-qzvpp-jkfit",
+                 "Δgap", "ΔE PK", "Δgap", "ΔE pyscf psi4-source", "max|Δρ| cc-pVDZ-JKFIT",
+                 "max|Δρ| def2", "hashes equal", "psi4 def2 s", "psi4 ccJK s", "psi4 PK s",
+                 "pyscf s"], rows))
+    return {"basis": raw}
+
+
 # --- main ---------------------------------------------------------------------------------
 
 
@@ -447,6 +538,12 @@ def parser() -> argparse.ArgumentParser:
     conv.add_argument("--basis", default="6-31g*")
     conv.add_argument("--spacings", type=float, nargs="+", default=[0.4, 0.2, 0.1])
     conv.add_argument("--overage", type=float, default=4.0)
+    basis = sub.add_parser("basis")
+    basis.add_argument("--n", type=int, default=6, help="molecules with Br or I")
+    basis.add_argument("--reference", type=int, default=3, help="molecules without")
+    basis.add_argument("--spacing", type=float, default=0.4)
+    basis.add_argument("--overage", type=float, default=4.0)
+    basis.add_argument("--xc-grid-level", type=int, default=4)
     sub.add_parser("all")
     return p
 
@@ -456,6 +553,7 @@ COMMANDS = {
     "variants": cmd_variants,
     "compare": cmd_compare,
     "convergence": cmd_convergence,
+    "basis": cmd_basis,
 }
 
 

@@ -303,7 +303,8 @@ def test_psi4_box_grid_open_shell_and_failures():
     (failed,) = _run("psi4", [WATER], {**settings, "maxiter": 2})
     assert isinstance(failed, LedgerRow) and failed.reason == "scf_not_converged"
     (broken,) = _run("psi4", [WATER], {**settings, "basis": "no-such-basis"})
-    assert isinstance(broken, LedgerRow) and broken.reason == "engine_error"
+    assert isinstance(broken, LedgerRow) and broken.reason == "basis_missing"
+    assert "NO-SUCH-BASIS has no functions for element O" in broken.message
 
 
 def _processes_in(folder) -> list[str]:
@@ -366,3 +367,149 @@ def test_xtb_valence_counts():
 def test_xtb_non_convergence_is_a_ledger_row():
     (row,) = _run("xtb", [H2CO], {"max_iterations": 1, "timeout_s": 60})
     assert isinstance(row, LedgerRow) and row.reason == "scf_not_converged"
+
+
+# --- basis definitions --------------------------------------------------------------------
+
+HBR = _mol("t:hbr", [1, 35], [[0, 0, 0], [0, 0, 1.41]])
+HI = _mol("t:hi", [1, 53], [[0, 0, 0], [0, 0, 1.61]])
+
+
+def _hashes(result: DensityResult, key: str = "basis_functions") -> dict[str, str]:
+    return {symbol: record["sha256"] for symbol, record in result.provenance[key].items()}
+
+
+@needs_psi4
+def test_one_basis_definition_read_by_either_engine_gives_one_hash_and_one_energy():
+    """psi4's 6-31G* and its fitting sets, hashed as psi4 used them, against PySCF reading the
+    same files (``basis_source: psi4``) and its own library; HF/PK vs PySCF's exact integrals.
+    """
+    common = {**COARSE, "method": "hf", "basis": "6-31g*"}
+    (pk,) = _run("psi4", [HBR], {**common, "scf_type": "pk", "esp": False})
+    (df_def2,) = _run("psi4", [HBR], {**common, "esp": False})
+    (df_psi4_choice,) = _run("psi4", [HBR], {**common, "esp": False, "df_basis_scf": None})
+    (ps_psi4,) = _run("pyscf", [HBR], {**common, "basis_source": "psi4", "esp": "df"})
+    (ps_own,) = _run("pyscf", [HBR], {**common, "esp": "none"})
+    assert "fit_basis_functions" not in pk.provenance  # PK without ESP: no fitting basis
+    br = pk.provenance["basis_functions"]["Br"]
+    assert br["source"].endswith("6-31gs.gbs") and br["cartesian"]
+    assert (br["functions"], br["nbf"]) == ("5s4p3d", 35)
+    assert _hashes(ps_psi4) == _hashes(pk) == _hashes(df_def2)
+    assert ps_psi4.provenance["basis_source"] == "psi4"
+    assert ps_psi4.provenance["basis_functions"]["Br"]["source"] == br["source"]
+    # PySCF 2.14's own 6-31G* holds the same functions for H-Kr (measured), so: equal hashes
+    assert _hashes(ps_own) == _hashes(pk)
+    assert re.fullmatch(r"pyscf 2\.\S+ gto/basis/pople-basis/6-31Gs\.dat",
+                        ps_own.provenance["basis_functions"]["Br"]["source"])
+    # psi4's def2-qzvpp-jkfit is PySCF's def2-universal-jkfit; cc-pvdz-jkfit's Br is not
+    assert _hashes(df_def2, "fit_basis_functions") == _hashes(ps_psi4, "esp_fit_basis_functions")
+    choice = df_psi4_choice.provenance["fit_basis_functions"]
+    assert choice["Br"]["basis"] == "CC-PVDZ-JKFIT"
+    assert choice["Br"]["sha256"] != _hashes(df_def2, "fit_basis_functions")["Br"]
+    energy = {name: r.labels["total_energy_hartree"] for name, r in
+              [("pk", pk), ("def2", df_def2), ("choice", df_psi4_choice), ("pyscf", ps_psi4)]}
+    assert energy["pyscf"] == pytest.approx(energy["pk"], abs=1e-6)
+    assert energy["def2"] == pytest.approx(energy["pk"], abs=1e-4)
+    assert energy["choice"] - energy["pk"] > 0.05  # cc-pVDZ-JKFIT cannot fit Br's core
+
+
+@needs_psi4
+def test_basis_hash_tells_definitions_apart():
+    """Same name, different functions: psi4's and PySCF's cc-pVDZ for Li (measured: also Be,
+    Na, Mg; def2-SVP Kr); Cartesian vs spherical d; and not for s/p-only sets."""
+    from pyscf import gto
+
+    from rhoflow.density import basis
+
+    def entries(shells):
+        return basis.pyscf_entries(shells)
+
+    psi4_li, _, _ = basis.load_psi4_basis("cc-pvdz", ["Li", "C"])
+    for symbol, same in (("Li", False), ("C", True)):
+        own = entries(gto.basis.load("cc-pvdz", symbol))
+        theirs = entries(psi4_li[symbol])
+        assert (basis.basis_hash(own, False) == basis.basis_hash(theirs, False)) is same
+    carbon = entries(gto.basis.load("6-31g*", "C"))
+    assert basis.basis_hash(carbon, True) != basis.basis_hash(carbon, False)
+    hydrogen = entries(gto.basis.load("sto-3g", "H"))
+    assert basis.basis_hash(hydrogen, True) == basis.basis_hash(hydrogen, False)
+    assert basis.psi4_filename("6-311+G(2d,p)") == "6-311pg_2d_p_.gbs"
+
+
+def test_store_records_basis_source_and_functions(tmp_path, monkeypatch):
+    """A pyscf store written with ``basis_source: psi4`` says so, per molecule, with the
+    psi4 file and the hashes (here psi4's library is a folder named by PSIDATADIR)."""
+    from pyscf.gto import basis as pyscf_basis
+
+    library = tmp_path / "psi4data" / "basis"
+    library.mkdir(parents=True)
+    own = Path(pyscf_basis.__file__).parent / "sto-3g.dat"  # NWChem format: rewrite as .gbs
+    from pyscf.gto.basis import parse_nwchem
+
+    blocks = ["spherical\n"]
+    for symbol in ("H", "O"):
+        lines = [f"{symbol}     0"]
+        for shell in parse_nwchem.load(str(own), symbol):
+            rows = shell[1:]
+            lines.append(f"{'SPD'[shell[0]]}   {len(rows)}   1.00")
+            lines += [f"  {e:.10f}  {c:.10f}" for e, c in rows]
+        blocks.append("\n".join(lines) + "\n")
+    (library / "sto-3g.gbs").write_text("****\n".join(blocks) + "****\n")
+    monkeypatch.setenv("PSIDATADIR", str(library.parent))
+    shard, store, ledger = tmp_path / "in.parquet", tmp_path / "out.zarr", tmp_path / "out.tsv"
+    write_molecules(shard, [WATER, HBR])
+    settings = {**COARSE, "basis": "sto-3g", "basis_source": "psi4", "esp": "none"}
+    main(["density", "--engine", "pyscf", "--settings", json.dumps(settings), str(shard),
+          str(store), str(ledger)])
+    from rhoflow.store import open_store
+
+    prov = open_store(store).metadata("t:h2o")["provenance"]
+    assert prov["basis_source"] == "psi4"
+    assert {r["source"] for r in prov["basis_functions"].values()} == {
+        str(library / "sto-3g.gbs")}
+    reference = section_settings("density.pyscf", {**settings, "basis_source": "engine"})
+    (own_result,) = iter_shard("pyscf", [WATER], reference)
+    assert _hashes(own_result) == {s: r["sha256"] for s, r in prov["basis_functions"].items()}
+    from rhoflow.store import info
+
+    (oxygen,) = info(store)["basis"]["O"].items()  # how `rhoflow store info` compares stores
+    assert oxygen == (f"sto-3g 2s1p spherical {prov['basis_functions']['O']['sha256'][:12]}", 1)
+    (row,) = [line.split("\t") for line in ledger.read_text().splitlines()[1:]]
+    assert row[:3] == ["t:hbr", "density_pyscf", "basis_missing"]
+    assert "sto-3g has no functions for element Br" in row[3]
+
+
+def test_an_element_missing_from_the_basis_is_a_ledger_row_naming_it():
+    (own,) = _run("pyscf", [HI], {**COARSE, "basis": "6-31g*"})
+    assert isinstance(own, LedgerRow) and own.reason == "basis_missing"
+    assert re.search(r"not found for I in 6-31g\*", own.message), own.message
+    if shutil.which("psi4"):
+        (theirs,) = _run("pyscf", [HI], {**COARSE, "basis": "6-31g*", "basis_source": "psi4"})
+        (psi4,) = _run("psi4", [HI], {**COARSE, "basis": "6-31g*"})
+        for row in (theirs, psi4):
+            assert isinstance(row, LedgerRow) and row.reason == "basis_missing", row
+            assert re.search(r"6-31g\* has no functions for element I\b", row.message,
+                             re.IGNORECASE), row.message
+
+
+def test_basis_source_psi4_without_psi4_fails_before_running(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSIDATADIR", str(tmp_path / "nowhere"))
+    shard, store = tmp_path / "in.parquet", tmp_path / "out.zarr"
+    write_molecules(shard, [WATER])
+    with pytest.raises(ValueError, match="'density.pyscf.basis_source': psi4 has no basis file"):
+        main(["density", "--engine", "pyscf", "--settings", json.dumps({"basis_source": "psi4"}),
+              str(shard), str(store), str(tmp_path / "out.tsv")])
+    assert not store.exists()
+
+
+def test_pyscf_records_the_fitting_bases_of_its_scf_and_its_esp():
+    given = {**COARSE, "density_fitting": True, "auxbasis": "def2-universal-jkfit", "esp": "df"}
+    (fitted,) = _run("pyscf", [WATER], given)
+    assert fitted.provenance["fit_basis_functions"]["O"]["basis"] == "def2-universal-jkfit"
+    assert _hashes(fitted, "fit_basis_functions") == _hashes(fitted, "esp_fit_basis_functions")
+    (chosen,) = _run("pyscf", [WATER], {**given, "auxbasis": None, "esp": "none"})
+    assert "esp_fit_basis_functions" not in chosen.provenance
+    record = chosen.provenance["fit_basis_functions"]["O"]
+    assert record["basis"] == "pyscf default for sto-3g" and "make_auxbasis" in record["source"]
+    # the name says "default"; the hash says which: def2-universal-jkfit for STO-3G
+    assert record["sha256"] == _hashes(fitted, "fit_basis_functions")["O"]

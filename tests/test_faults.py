@@ -107,7 +107,7 @@ def test_bad_molecules_end_in_the_ledgers_of_shards_conformers_and_density(tmp_p
         "t:formaldehyde": "stored",
         "t:broken": "shards:invalid_smiles",
         "t:unembeddable": "conformers:embed_failed",
-        "t:hydrogen_iodide": "density_pyscf:engine_error",
+        "t:hydrogen_iodide": "density_pyscf:basis_missing",
     }
     (iodine,) = density_rows
     assert "for I in 6-31G**" in iodine.message, iodine.message  # element and basis named
@@ -167,7 +167,7 @@ def test_psi4_killed_by_a_signal_and_a_basis_without_iodine_are_ledger_rows(tmp_
     killed, iodine = rows
     assert (killed.id, killed.reason) == ("t:h2o", "engine_error")
     assert "psi4 killed by signal SIGKILL" in killed.message
-    assert (iodine.id, iodine.reason) == ("t:hi", "engine_error")
+    assert (iodine.id, iodine.reason) == ("t:hi", "basis_missing")
     assert "basis 6-31G** has no functions for element I" in iodine.message, iodine.message
 
 

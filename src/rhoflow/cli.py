@@ -112,6 +112,8 @@ def cmd_store_info(args: argparse.Namespace) -> int:
             continue
         print(f"{summary['path']}: {summary['molecules']} molecules, {summary['atoms']} atoms")
         print("  engines:  " + ", ".join(f"{k} ({v})" for k, v in summary["engines"].items()))
+        for symbol, found in summary["basis"].items():
+            print(f"  {symbol + ':':<9s} " + ", ".join(f"{k} ({v})" for k, v in found.items()))
         print(f"  with ESP: {summary['with_esp']}")
         failures = summary["failures"]
         print("  failures: " + (", ".join(f"{k}: {v}" for k, v in failures.items()) or "none"))

@@ -43,6 +43,7 @@ REASONS: frozenset[str] = frozenset(
         "optimization_failed",
         # engines
         "scf_not_converged",
+        "basis_missing",
         "engine_error",
         "timeout",
         # representations (voxels, point clouds, images)

@@ -4,14 +4,17 @@ The input (see :func:`build_input`) sets ``symmetry c1``, ``no_reorient`` and ``
 molecule keeps its input frame, runs ``energy(method)`` with reference rks/uks (rhf/uhf for
 ``method: hf``) chosen from the multiplicity, then ``cubeprop`` with tasks ``density`` and
 ``esp`` on the grid of :mod:`rhoflow.density.grid`. Instead of regexes over ``output.dat`` the
-input dumps psi4's variables, orbital energies, tr(DS), the superfunctional's components and
+input dumps psi4's variables, orbital energies, tr(DS), the superfunctional's components, the
+shells of the orbital and fitting bases as used (:mod:`rhoflow.density.basis` hashes them) and
 the cube grid's bohr constant to ``rhoflow.json``, which is read back. Scratch (``PSI_SCRATCH``
 and the cubes) lives in a per-molecule temporary directory removed after parsing.
 
 psi4 1.3.2 specifics this relies on (checked): ``psi4.ConvergenceError`` is raised when the SCF
 does not converge; ``SCF DIPOLE X/Y/Z`` are in Debye; ``SCF ITERATIONS`` exists; ``b3lyp`` is
 libxc ``HYB_GGA_XC_B3LYP`` (VWN_RPA); 6-31G* / 6-31G** are cartesian in psi4's basis files;
-the ESP electronic part is density-fitted with ``DF_BASIS_SCF`` (cc-pVDZ-JKFIT for 6-31G*);
+the ESP electronic part is density-fitted with ``DF_BASIS_SCF``, which rhoflow sets to
+``df_basis_scf`` (default def2-qzvpp-jkfit: psi4's own choice for 6-31G*/6-31G**, cc-pVDZ-JKFIT,
+cannot fit bromine's core — 0.13 Hartree too high in a DF SCF);
 cube values are written with six significant digits (``%12.5E``).
 
 Nothing user-given enters the input unchecked: the method and basis must match the schema's
@@ -36,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from rhoflow.density.basis import psi4_basis_file, psi4_records
 from rhoflow.density.checks import check_electron_count, density_checks
 from rhoflow.density.common import (
     annotate_functional,
@@ -71,6 +75,8 @@ MISSING_BASIS = re.compile(
     re.DOTALL,
 )
 """psi4's BasisSetNotFound text: atom number, its shell entries (label, element), basis."""
+BASIS_MISSING_TEXT = " has no functions for element "
+"""In the message of a run whose basis lacks an element (reason ``basis_missing``)."""
 BOX_NUDGE = 1e-9
 """Relative shrink of the overage passed for box grids so psi4's ceil lands on n − 1 steps."""
 
@@ -124,12 +130,33 @@ def _options(settings: dict[str, Any], reference: str) -> dict[str, Any]:
     }
     if settings["cartesian"] is not None:
         options["puream"] = not settings["cartesian"]
+    if settings["df_basis_scf"] is not None:
+        options["df_basis_scf"] = settings["df_basis_scf"]
     return options
 
 
 _BODY = '''
-result = {"converged": False, "version": psi4.__version__,
+result = {"converged": False, "version": psi4.__version__, "datadir": psi4.core.get_datadir(),
           "bohr_angstrom": float(psi4.constants.bohr2angstroms), "timings_s": {}, "cpu_s": {}}
+
+
+def shells(bs):
+    """The functions of a basis as used: [center, l, pure, exponents, file coefficients]."""
+    return {"blend": bs.blend(), "shells": [
+        [s.ncenter, s.am, bool(s.is_pure()), [s.exp(k) for k in range(s.nprimitive)],
+         [s.original_coef(k) for k in range(s.nprimitive)]]
+        for s in (bs.shell(i) for i in range(bs.nshell()))]}
+
+
+def fitting_shells(wfn):
+    try:
+        aux = wfn.get_basisset("DF_BASIS_SCF")
+    except Exception:  # no fitting basis on this wavefunction
+        return None
+    empty = aux.nshell() == 0 or (aux.nshell() == 1 and aux.shell(0).exp(0) == 0.0)
+    return None if empty else shells(aux)  # a non-DF SCF carries psi4's zero (1, exp 0) basis
+
+
 start, start_cpu = time.perf_counter(), time.process_time()
 try:
     energy, wfn = psi4.energy(METHOD, return_wfn=True)
@@ -150,6 +177,8 @@ if wfn is not None:
     result["n_electrons_dm"] = float(total.vector_dot(wfn.S()))
     result["puream"] = bool(wfn.basisset().has_puream())
     result["nbf"] = int(wfn.basisset().nbf())
+    result["basis"] = shells(wfn.basisset())
+    result["fit_basis"] = fitting_shells(wfn)
     sf = wfn.functional()
     result["functional"] = {
         "name": sf.name(), "x_alpha": float(sf.x_alpha()), "x_omega": float(sf.x_omega()),
@@ -161,6 +190,7 @@ if wfn is not None:
                                        psi4.core.get_global_option("DF_BASIS_SCF"), "JKFIT",
                                        psi4.core.get_global_option("BASIS"))
         wfn.set_basisset("DF_BASIS_SCF", aux)
+        result["fit_basis"] = shells(aux)
     for task in CUBE_TASKS:  # one cubeprop call per task, so each is timed
         psi4.set_options({"cubeprop_tasks": [task], "cubeprop_filepath": ".",
                           "cubic_grid_spacing": SPACING, "cubic_grid_overage": OVERAGE})
@@ -244,7 +274,8 @@ def run_psi4(workdir: Path, text: str, threads: int, timeout_s: float) -> dict[s
                            f"(iterations {result.get('iterations')})")
     if proc.returncode != 0 or result is None:
         tail = _error_tail(workdir, proc)
-        reason = "scf_not_converged" if NOT_CONVERGED.search(tail) else "engine_error"
+        reason = ("basis_missing" if BASIS_MISSING_TEXT in tail else
+                  "scf_not_converged" if NOT_CONVERGED.search(tail) else "engine_error")
         raise StageFailure(reason, f"psi4 {_exit_status(proc.returncode)}: {tail}")
     return result
 
@@ -268,7 +299,7 @@ def _error_tail(workdir: Path, proc: subprocess.CompletedProcess) -> str:
         text += output.read_text(errors="replace")
     if missing := MISSING_BASIS.search(text):
         element = missing[2].split(",")[-1].strip(" '\"")
-        return f"basis {missing[3]} has no functions for element {element} (atom {missing[1]})"
+        return f"basis {missing[3]}{BASIS_MISSING_TEXT}{element} (atom {missing[1]})"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errors = [ln for ln in lines if re.search(r"error|exception|fatal", ln, re.IGNORECASE)]
     return " | ".join((errors or lines)[-4:])[:400]
@@ -306,6 +337,21 @@ def functional_definition(result: dict[str, Any], version: str) -> str:
         text += f" (range separation omega {f['x_omega']:g})"
     notes = annotate_functional([name for name, _ in f["x"] + f["c"]])
     return text + (f" [{notes}]" if notes else "") + f" (psi4 {version})"
+
+
+def basis_provenance(result: dict[str, Any], symbols: list[str]) -> dict[str, Any]:
+    """Per-element records (:mod:`rhoflow.density.basis`) of the orbital basis and, where psi4
+    used one (a DF SCF, the cubeprop ESP), of its fitting basis ``DF_BASIS_SCF``."""
+    out = {}
+    for key, field in (("basis", "basis_functions"), ("fit_basis", "fit_basis_functions")):
+        if result.get(key):
+            name = result[key]["blend"]
+            try:
+                source = str(psi4_basis_file(name, Path(result["datadir"])))
+            except FileNotFoundError:
+                source = f"psi4 {result['version']} basis {name!r}"
+            out[field] = psi4_records(result[key]["shells"], symbols, name, source)
+    return out
 
 
 def _read_grid(path: Path, spec: GridSpec) -> Grid:
@@ -377,6 +423,7 @@ def run(
                                  result["multiplicity"]).upper(),
         basis=settings["basis"],
         cartesian=not result["puream"],
+        **basis_provenance(result, element_symbols(molecule)),
         functional_definition=functional_definition(result, result["version"]),
         scf_type=settings["scf_type"],
         multiplicity=result["multiplicity"],

@@ -6,9 +6,13 @@ singlets and unrestricted otherwise (``reference: auto``), as psi4's rks/uks cho
 PySCF 2.x ``b3lyp`` is libxc ``HYB_GGA_XC_B3LYP`` (VWN_RPA local correlation) — the same
 definition as psi4 1.3.2's ``b3lyp``; ``b3lyp5`` uses VWN5.
 
-Basis functions are cartesian or spherical as psi4 does by default (``cartesian: null``):
-cartesian for the 3-21G/6-31G families (Pople's 6d convention, also Gaussian's and GAMESS's),
-spherical otherwise.
+Basis functions (``basis_source``): from PySCF's own library (``engine``) or from psi4's
+``.gbs`` file of the same name read by PySCF's parser (``psi4``), so both engines use one
+definition; the provenance records, per element, the functions used and their hash
+(:mod:`rhoflow.density.basis`). Cartesian or spherical as psi4 does by default
+(``cartesian: null``): cartesian for the 3-21G/6-31G families (Pople's 6d convention, also
+Gaussian's and GAMESS's), spherical otherwise; with ``basis_source: psi4`` the file's own
+``cartesian``/``spherical`` keyword (the same families).
 
 Density: ρ(r) = Σ_k n_k ψ_k(r)² over the occupied orbitals of both spins (e/bohr³), the same as
 Σ_ij D_ij φ_i(r) φ_j(r) with D the total (α+β) density matrix, evaluated separably on the grid
@@ -42,11 +46,18 @@ from typing import Any
 
 import numpy as np
 
+from rhoflow.density.basis import (
+    load_psi4_basis,
+    psi4_basis_file,
+    pyscf_library_file,
+    pyscf_records,
+)
 from rhoflow.density.checks import check_electron_count, density_checks
 from rhoflow.density.common import (
     annotate_functional,
     coords_angstrom,
     dipole_labels,
+    element_symbols,
     frontier_from_spins,
     frontier_labels,
     provenance,
@@ -72,10 +83,16 @@ _POPLE_CARTESIAN = re.compile(r"^(3-21|6-31)(\+{0,2})g", re.IGNORECASE)
 
 def check_settings(settings: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` naming the key unless an xc ``method`` of the completed settings
-    parses with PySCF's libxc (the schema cannot know PySCF's functionals), or when ``device``
-    is ``cuda`` and gpu4pyscf is not installed (checked without starting CUDA)."""
+    parses with PySCF's libxc (the schema cannot know PySCF's functionals), when ``device``
+    is ``cuda`` and gpu4pyscf is not installed (checked without starting CUDA), or when
+    ``basis_source: psi4`` finds no psi4 file for the basis."""
     if settings["device"] == "cuda" and importlib.util.find_spec("gpu4pyscf") is None:
         raise ValueError(f"config key 'density.{NAME}.device': 'cuda' needs {GPU4PYSCF_HINT}")
+    if settings["basis_source"] == "psi4":
+        try:
+            psi4_basis_file(settings["basis"])
+        except FileNotFoundError as exc:
+            raise ValueError(f"config key 'density.{NAME}.basis_source': {exc}") from exc
     if _is_hf(settings["method"]):
         return
     from pyscf.dft import libxc
@@ -134,21 +151,60 @@ def use_cartesian(basis: str, cartesian: bool | None) -> bool:
 
 
 def build_mole(molecule: Molecule, settings: dict[str, Any]):  # -> pyscf.gto.Mole
-    """PySCF molecule (coordinates from Å with PySCF's bohr constant)."""
+    """PySCF molecule (coordinates from Å with PySCF's bohr constant), its basis from PySCF's
+    library or, with ``basis_source: psi4``, from psi4's ``.gbs`` file (:mod:`.basis`).
+
+    An element the basis lacks is a ``basis_missing`` :class:`StageFailure` naming it."""
     from pyscf import gto
+    from pyscf.lib.exceptions import BasisNotFoundError
 
     mult = spin_multiplicity(molecule, settings["multiplicity"])
-    atoms = [(int(z), tuple(float(c) for c in xyz))
-             for z, xyz in zip(molecule.atomic_numbers, coords_angstrom(molecule), strict=True)]
-    return gto.M(
-        atom=atoms,
-        unit="Angstrom",
-        basis=settings["basis"],
-        cart=use_cartesian(settings["basis"], settings["cartesian"]),
-        charge=int(molecule.charge),
-        spin=mult - 1,
-        verbose=0,
-    )
+    symbols = element_symbols(molecule)
+    atoms = [(symbol, tuple(float(c) for c in xyz))
+             for symbol, xyz in zip(symbols, coords_angstrom(molecule), strict=True)]
+    if settings["basis_source"] == "psi4":
+        basis, file_cartesian, _ = load_psi4_basis(settings["basis"], symbols)
+        cart = file_cartesian if settings["cartesian"] is None else bool(settings["cartesian"])
+    else:
+        basis, cart = settings["basis"], use_cartesian(settings["basis"], settings["cartesian"])
+    try:
+        return gto.M(atom=atoms, unit="Angstrom", basis=basis, cart=cart,
+                     charge=int(molecule.charge), spin=mult - 1, verbose=0)
+    except BasisNotFoundError as exc:  # "Basis set not found for I in 6-31g*"
+        raise StageFailure("basis_missing", f"pyscf: {exc}") from exc
+
+
+def basis_provenance(mf, settings: dict[str, Any]) -> dict[str, Any]:
+    """Where the functions came from and, per element (:mod:`.basis`), the orbital basis and
+    any fitting basis: of the SCF (``density_fitting``) and of the ESP (``esp: df``)."""
+    name = settings["basis"]
+    if settings["basis_source"] == "psi4":
+        source = str(psi4_basis_file(name))
+    else:
+        source = pyscf_library_file(name)
+    out: dict[str, Any] = {
+        "basis_source": settings["basis_source"],
+        "basis_functions": pyscf_records(mf.mol, name, source),
+    }
+    from pyscf import df
+
+    if settings["density_fitting"]:
+        auxmol = df.addons.make_auxmol(mf.mol, mf.with_df.auxbasis or df.make_auxbasis(mf.mol))
+        aux = settings["auxbasis"] or "pyscf default for " + name
+        out["fit_basis_functions"] = pyscf_records(auxmol, aux, _aux_source(settings["auxbasis"]))
+    if settings["esp"] == "df":
+        aux = settings["auxbasis"] or DEFAULT_ESP_AUXBASIS
+        out["esp_fit_basis_functions"] = pyscf_records(df.addons.make_auxmol(mf.mol, aux), aux,
+                                                       _aux_source(aux))
+    return out
+
+
+def _aux_source(auxbasis: str | None) -> str:
+    import pyscf
+
+    if auxbasis is None:
+        return f"pyscf {pyscf.__version__} pyscf.df.make_auxbasis"
+    return pyscf_library_file(auxbasis)
 
 
 def _scf_object(mol, settings: dict[str, Any]):  # -> pyscf SCF object
@@ -412,6 +468,7 @@ def run(molecule: Molecule, settings: dict[str, Any], threads: int = 1) -> Densi
         reference=("R" if restricted else "U") + ("HF" if _is_hf(settings["method"]) else "KS"),
         basis=settings["basis"],
         cartesian=bool(mol.cart),
+        **basis_provenance(mf, settings),
         functional_definition=functional_definition(settings["method"]),
         density_fitting=bool(settings["density_fitting"]),
         multiplicity=mol.spin + 1,
