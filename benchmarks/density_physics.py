@@ -21,7 +21,8 @@
                  ``--reference`` molecules without): total energy, gap and max |Δρ| beyond
                  0.3 bohr for psi4's DF fitting basis left to psi4 (cc-pVDZ-JKFIT) or set to
                  def2-qzvpp-jkfit (rhoflow's default) and psi4 PK (no fitting), against pyscf
-                 with ``basis_source`` engine and psi4; whether the per-element hashes agree.
+                 with ``basis_source`` engine and psi4 (not rerun where its functions hash
+                 equal to the engine's: the same run); whether the per-element hashes agree.
 
 Wall times are per molecule and include program start-up (psi4 ≈ 2 s). Use ≤ 2 threads on
 shared machines.
@@ -40,6 +41,7 @@ import numpy as np
 
 from rhoflow.config import section_settings
 from rhoflow.density import psi4_engine, pyscf_engine, xtb_engine
+from rhoflow.density.basis import pyscf_records
 from rhoflow.molecule import Molecule, from_rdkit
 from rhoflow.result import DensityResult
 from rhoflow.sources import pcqm4mv2
@@ -437,6 +439,11 @@ def heavy_halogen_molecules(n: int, reference: int) -> list[Molecule]:
     return halogens + others
 
 
+def _same(records: dict[str, dict], result: DensityResult) -> bool:
+    """Does ``result`` hold the same functions as ``records`` (equal hashes per element)?"""
+    return {s: r["sha256"] for s, r in records.items()} == _hashes(result)
+
+
 def _hashes(result: DensityResult, key: str = "basis_functions") -> dict[str, str]:
     return {s: r["sha256"] for s, r in result.provenance.get(key, {}).items()}
 
@@ -453,7 +460,7 @@ def cmd_basis(args: argparse.Namespace) -> dict[str, Any]:
                                    "xc_grid_level": args.xc_grid_level}
                   for src in ("engine", "psi4")}
     raw = []
-    for mol in heavy_halogen_molecules(args.n, args.reference):
+    for mol in heavy_halogen_molecules(args.n, args.reference)[args.start:]:
         entry: dict[str, Any] = {"id": mol.id, "elements": sorted({int(z) for z in
                                                                   mol.atomic_numbers})}
         results: dict[str, Any] = {}
@@ -468,8 +475,13 @@ def cmd_basis(args: argparse.Namespace) -> dict[str, Any]:
             entry[name] = {"energy": labels["total_energy_hartree"], "gap_ev": labels["gap_ev"],
                            "wall_s": wall}
         for name, given in pyscf_runs.items():
-            results[name], wall = _timed(pyscf_engine.run, mol, filled("pyscf", given),
-                                         args.threads)
+            settings = filled("pyscf", given)
+            functions = pyscf_records(pyscf_engine.build_mole(mol, settings), "", "")
+            if name != "pyscf engine" and _same(functions, results["pyscf engine"]):
+                results[name] = results["pyscf engine"]  # the same functions: the same run
+                entry[name] = {**entry["pyscf engine"], "same_functions_as_engine": True}
+                continue
+            results[name], wall = _timed(pyscf_engine.run, mol, settings, args.threads)
             entry[name] = {"energy": results[name].labels["total_energy_hartree"],
                            "gap_ev": results[name].labels["gap_ev"], "wall_s": wall}
         far = far_mask(results["pyscf engine"], 0.3)
@@ -541,6 +553,7 @@ def parser() -> argparse.ArgumentParser:
     basis = sub.add_parser("basis")
     basis.add_argument("--n", type=int, default=6, help="molecules with Br or I")
     basis.add_argument("--reference", type=int, default=3, help="molecules without")
+    basis.add_argument("--start", type=int, default=0, help="skip this many molecules")
     basis.add_argument("--spacing", type=float, default=0.4)
     basis.add_argument("--overage", type=float, default=4.0)
     basis.add_argument("--xc-grid-level", type=int, default=4)
