@@ -32,7 +32,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,6 @@ from rhoflow.parallel import StageFailure
 HASH_DIGITS = 10
 """Significant digits of exponents and coefficients in the hashed text (basis files give 7–10)."""
 ANGULAR = "spdfghik"
-SOURCES = ("engine", "psi4")
-"""``density.basis_source``: each engine's own library, or psi4's ``.gbs`` files for PySCF too."""
 
 Entry = tuple[int, Sequence[float], Sequence[float]]
 """One contracted function: (am, exponents, coefficients)."""
@@ -214,7 +212,3 @@ def psi4_records(shells: Sequence[Sequence[Any]], symbols: Sequence[str], name: 
             out[symbol] = element_record(name, source, entries, not pure[center])
     return dict(sorted(out.items()))
 
-
-def compare(a: Mapping[str, dict], b: Mapping[str, dict]) -> dict[str, bool]:
-    """Per element present in both: are the functions the same (equal hashes)?"""
-    return {s: a[s]["sha256"] == b[s]["sha256"] for s in sorted(set(a) & set(b))}
